@@ -1,0 +1,1 @@
+"""ONNX export, CPU pre-flight checks, TensorRT engine building and runtimes (arrives with the export issue)."""
