@@ -1,0 +1,202 @@
+"""Inference engine: image(s), optional depth and intrinsics, regions and a question -> path, 3D detections,
+reasoning and answer, with timing. One API for every backend.
+
+    reasoner = SpatialReasoner.from_pretrained("checkpoints/sr-real-3b")
+    result = reasoner.ask("How far is the chair (red bbox) <region> from the camera?", image,
+                          depth=depth_m, intrinsics=intrinsics, regions=[{"box": [40, 60, 200, 310]}])
+    result.path, result.answer, result.value_m, result.detections
+
+Path selection (`path`): "lor" or "dtr" ask for that path; "auto" lets the policy choose; "reference" follows
+the reference code (DTR when the question has regions, LOR otherwise). The path actually taken is read from
+the completion (`path`, None when the completion follows neither grammar).
+
+Regions are referred to in the question by `<region>` tokens, the i-th token for the i-th region
+("the chair (red bbox) <region>"). A backend only maps processor outputs to new token ids (`Backend`); the
+PyTorch backend is here, ONNX Runtime or TensorRT backends plug in behind the same `SpatialReasoner`.
+Decoding is greedy.
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any, Protocol
+
+from sr_real_core.answers import parse_answer, parse_choice, parse_clock, parse_length_m, parse_yes_no
+from sr_real_core.grammar import build_prompt, parse_completion, reference_path
+
+PATH_MODES = ("lor", "dtr", "auto", "reference")
+REGION_TOKEN = "<region>"
+
+
+@dataclass
+class Query:
+    """One question about one or more images (PIL images or (H, W, 3) RGB arrays).
+
+    depths: per image, an (H, W) depth map or None (metres with intrinsics; relative depth without).
+    intrinsics: per image, None or `geometry.Intrinsics` / {fx, fy, cx, cy[, width, height]} / 3x3 K.
+    regions: `{"image_index": i, "box": [x1, y1, x2, y2]}` or `{"image_index": i, "mask": (H, W) array}`, in
+    pixels of that image; one `<region>` token in the question per region, in order.
+    answer_type: "numeric", "choice", "yesno" or "direction" if known (sharpens the prompt and the parsing).
+    """
+
+    question: str
+    images: Sequence[Any]
+    depths: Sequence[Any] | None = None
+    intrinsics: Sequence[Any] | None = None
+    regions: Sequence[Mapping[str, Any]] = ()
+    path: str = "reference"
+    answer_type: str | None = None
+
+
+@dataclass
+class Detection3D:
+    name: str
+    ref: str | None
+    center_3d: tuple[float, float, float]  # metres, OpenCV camera frame
+
+
+@dataclass
+class SpatialAnswer:
+    requested_path: str  # the prompt's path: "lor", "dtr" or "auto"
+    path: str | None  # the path the completion took
+    answer: str | None  # the text inside <answer>
+    value: float | int | str | None  # the answer parsed by answer_type (metres, letter, yes/no, clock hour)
+    value_m: float | None  # the answer in metres when it is a length
+    detections: list[Detection3D]
+    reasoning: str | None
+    completion: str
+    well_formed: bool
+    errors: list[str]
+    latency_s: float  # preprocessing + generation + parsing of the batch this query was in
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class Backend(Protocol):
+    """Generates the completion token ids of a batch of processor outputs (greedy decoding)."""
+
+    def generate(self, inputs: Mapping[str, Any], max_new_tokens: int) -> list[list[int]]: ...
+
+
+class TorchBackend:
+    """Hugging Face transformers `generate` on an `SRRealForConditionalGeneration`."""
+
+    def __init__(self, model):
+        self.model = model
+
+    def generate(self, inputs: Mapping[str, Any], max_new_tokens: int) -> list[list[int]]:
+        import torch
+
+        inputs = {k: v.to(self.model.device) if hasattr(v, "to") else v for k, v in inputs.items()}
+        with torch.inference_mode():
+            sequences = self.model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False)
+        return sequences[:, inputs["input_ids"].shape[1]:].tolist()
+
+
+def prompt_path(path: str, has_regions: bool) -> str:
+    """The path to ask for in the prompt ("lor", "dtr" or "auto") for a path mode of `PATH_MODES`."""
+    if path not in PATH_MODES:
+        raise ValueError(f"path must be one of {PATH_MODES}, got {path!r}")
+    return reference_path(has_regions) if path == "reference" else path
+
+
+def length_of_answer(answer: str | None, answer_type: str | None) -> float | None:
+    """The answer in metres if it is a length: always for "numeric"; for an unknown type only when the answer
+    reads as no other type (not a letter, yes/no or clock hour)."""
+    if not answer or answer_type not in ("numeric", None):
+        return None
+    if answer_type is None and any(parse(answer) is not None for parse in (parse_choice, parse_yes_no, parse_clock)):
+        return None
+    return parse_length_m(answer)
+
+
+class SpatialReasoner:
+    """The engine: builds prompts, runs a backend, parses completions."""
+
+    def __init__(self, processor, backend: Backend, *, max_new_tokens: int = 512, depth_estimator=None):
+        self.processor = processor
+        self.backend = backend
+        self.max_new_tokens = max_new_tokens
+        self.depth_estimator = depth_estimator  # fills in depth for images that have none (see depth_estimation)
+
+    @classmethod
+    def from_pretrained(cls, path: str, *, backend: str = "torch", device: str | None = None, dtype=None,
+                        max_new_tokens: int = 512, depth_model: str | None = None) -> SpatialReasoner:
+        if backend != "torch":
+            raise ValueError(f"unknown backend {backend!r}; available: torch")
+        from sr_real_core.model.loading import load_model
+
+        model, processor = load_model(path, dtype=dtype, device=device)
+        depth_estimator = None
+        if depth_model is not None:
+            from sr_real_core.model.depth_estimation import MonocularDepthEstimator
+
+            depth_estimator = MonocularDepthEstimator(depth_model, device=device or "cpu")
+        return cls(processor, TorchBackend(model), max_new_tokens=max_new_tokens, depth_estimator=depth_estimator)
+
+    def ask(self, question: str, images: Any, *, depth: Any = None, intrinsics: Any = None,
+            regions: Sequence[Mapping[str, Any]] = (), path: str = "reference",
+            answer_type: str | None = None) -> SpatialAnswer:
+        """One question about one image (or a list of images, with lists of depths and intrinsics)."""
+        several = isinstance(images, (list, tuple))
+        query = Query(question, list(images) if several else [images],
+                      depths=depth if several or depth is None else [depth],
+                      intrinsics=intrinsics if several or intrinsics is None else [intrinsics],
+                      regions=regions, path=path, answer_type=answer_type)
+        return self.ask_batch([query])[0]
+
+    def ask_batch(self, queries: Sequence[Query]) -> list[SpatialAnswer]:
+        """Answer several queries in one padded batch."""
+        start = time.perf_counter()
+        paths = [prompt_path(q.path, bool(q.regions)) for q in queries]
+        inputs = self._inputs(queries, paths)
+        prepared = time.perf_counter()
+        completions = self.processor.batch_decode(self.backend.generate(inputs, self.max_new_tokens),
+                                                  skip_special_tokens=True)
+        generated = time.perf_counter()
+        answers = [self._parse(text, requested, q.answer_type)
+                   for text, requested, q in zip(completions, paths, queries)]
+        done = time.perf_counter()
+        timings = {"preprocess_s": prepared - start, "generate_s": generated - prepared, "parse_s": done - generated}
+        for answer in answers:
+            answer.latency_s, answer.timings = done - start, dict(timings)
+        return answers
+
+    def _inputs(self, queries: Sequence[Query], paths: Sequence[str]):
+        texts, images, depths, intrinsics = [], [], [], []
+        for query, path in zip(queries, paths):
+            if query.question.count(REGION_TOKEN) != len(query.regions):
+                raise ValueError(f"the question has {query.question.count(REGION_TOKEN)} {REGION_TOKEN} tokens but "
+                                 f"{len(query.regions)} regions were given: refer to the i-th region with the i-th "
+                                 f"{REGION_TOKEN}, e.g. 'the chair (red bbox) {REGION_TOKEN}'")
+            texts.append(self.processor.chat_prompt(build_prompt(query.question, path, query.answer_type),
+                                                    num_images=len(query.images)))
+            n = len(query.images)
+            query_depths = list(query.depths) if query.depths is not None else [None] * n
+            query_intrinsics = list(query.intrinsics) if query.intrinsics is not None else [None] * n
+            if len(query_depths) != n or len(query_intrinsics) != n:
+                raise ValueError(f"{n} images need {n} depth maps and {n} intrinsics (None where absent), got "
+                                 f"{len(query_depths)} and {len(query_intrinsics)}")
+            for image, depth, camera in zip(query.images, query_depths, query_intrinsics):
+                if depth is None and self.depth_estimator is not None:
+                    depth = self.depth_estimator(image)
+                    camera = camera if self.depth_estimator.metric else None  # relative depth: pseudo-3D
+                images.append(image)
+                depths.append(depth)
+                intrinsics.append(camera)
+        return self.processor(images=images, text=texts, regions=[list(q.regions) for q in queries],
+                              depths=depths, intrinsics=intrinsics, padding=True, padding_side="left")
+
+    @staticmethod
+    def _parse(completion: str, requested_path: str, answer_type: str | None) -> SpatialAnswer:
+        parsed = parse_completion(completion)
+        value = parse_answer(parsed.answer, answer_type) if parsed.answer and answer_type else None
+        return SpatialAnswer(
+            requested_path=requested_path, path=parsed.path, answer=parsed.answer, value=value,
+            value_m=length_of_answer(parsed.answer, answer_type),
+            detections=[Detection3D(d.name, d.ref, d.center) for d in parsed.detections],
+            reasoning=parsed.think, completion=completion, well_formed=parsed.well_formed,
+            errors=list(parsed.errors), latency_s=0.0)
