@@ -20,8 +20,9 @@ test: setup
 demo: setup
 	$(PY) -m sr_real_core.cli demo
 
+# Every benchmark script in one run, so the figures can be compared side by side.
 bench: setup
-	$(PY) benchmarks/bench_core.py
+	@for script in benchmarks/bench_*.py; do echo "== $$script"; $(PY) $$script || exit 1; done
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis

@@ -53,6 +53,8 @@ Path = Literal["lor", "dtr"]
 PATHS: tuple[str, ...] = ("lor", "dtr")
 PROMPT_PATHS: tuple[str, ...] = ("lor", "dtr", "auto")
 ANSWER_TYPES: tuple[str, ...] = ("numeric", "choice", "yesno", "direction")
+# Names a region in the text ("the red bbox <region>"); the model replaces its embedding by the region's features.
+REGION_TOKEN = "<region>"
 
 _BLOCK_NAMES = ("detect", "think", "answer")
 _PATH_BLOCKS = {"lor": ("think", "answer"), "dtr": ("detect", "think", "answer")}

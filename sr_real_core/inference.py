@@ -23,10 +23,9 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
 from sr_real_core.answers import parse_answer, parse_choice, parse_clock, parse_length_m, parse_yes_no
-from sr_real_core.grammar import build_prompt, parse_completion, reference_path
+from sr_real_core.grammar import REGION_TOKEN, build_prompt, parse_completion, reference_path
 
 PATH_MODES = ("lor", "dtr", "auto", "reference")
-REGION_TOKEN = "<region>"
 
 
 @dataclass

@@ -23,9 +23,9 @@ from transformers import AddedToken, AutoProcessor, Qwen2_5_VLProcessor
 from transformers.image_utils import get_image_size, make_flat_list_of_images, to_numpy_array
 
 from sr_real_core.geometry import Intrinsics, depth_to_points
+from sr_real_core.grammar import REGION_TOKEN
 from sr_real_core.model.configuration import SRRealConfig
 
-REGION_TOKEN = "<region>"
 
 
 @dataclass(frozen=True)

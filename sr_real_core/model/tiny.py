@@ -12,8 +12,8 @@ import random
 from pathlib import Path
 
 from sr_real_core.model.configuration import SRRealConfig
+from sr_real_core.grammar import REGION_TOKEN
 
-REGION_TOKEN = "<region>"
 # Qwen2.5-VL's special tokens, in Qwen's order, then SR-REAL's region token.
 SPECIAL_TOKENS = (
     "<|endoftext|>",
