@@ -27,9 +27,10 @@ none of them raises on any str.
 from __future__ import annotations
 
 import math
+import numbers
 import re
 from collections.abc import Iterable
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 AnswerValue = float | int | str | None
 
@@ -89,10 +90,11 @@ _BRACKETED_CHOICE_RE = re.compile(r"(?<![A-Za-z])[(\[](?P<letter>[A-Za-z])[)\]]"
 _STANDALONE_CAPITAL_RE = re.compile(r"(?<![\w'’])(?P<letter>[A-Z])(?![\w'’])")
 _NEXT_WORD_RE = re.compile(r"\s+(?P<word>[A-Za-z]+)")
 _WORD_LETTERS = frozenset("AI")  # English words by themselves: the article "a" and the pronoun "I"
-_CONNECTIVES = frozenset("because since as and so which with for given while".split())
+_CONNECTIVES = frozenset("because since as and so which with for given while is was appears seems looks".split())
 _CHOICE_STRIP = " \t\r\n.,:;!?()[]{}'\"*"
 
-_YES_WORDS, _NO_WORDS = frozenset({"yes", "true"}), frozenset({"no", "false"})
+_YES_WORDS = frozenset({"yes", "true", "correct", "yeah", "yep"})
+_NO_WORDS = frozenset({"no", "false", "incorrect", "nope"})
 _WORD_RE = re.compile(r"[a-z]+")
 
 
@@ -252,3 +254,23 @@ def parse_answer(text: str, answer_type: str, options: Iterable[str] = "ABCD") -
     if answer_type == "direction":
         return parse_clock(text)
     raise ValueError(f"unknown answer_type {answer_type!r}; expected numeric, choice, yesno or direction")
+
+
+def canonical_solution(solution: Any, answer_type: str) -> AnswerValue:
+    """A dataset's ground truth in the form `parse_answer` returns: metres (>= 0) for "numeric" (a number, or
+    text with a unit), an upper-case letter, "yes"/"no", or an hour 1..12. None when it is not one."""
+    if isinstance(solution, bool):
+        return ("yes" if solution else "no") if answer_type == "yesno" else None
+    if answer_type == "numeric":
+        metres = float(solution) if isinstance(solution, numbers.Real) else parse_length_m(solution)
+        return metres if metres is not None and math.isfinite(metres) and metres >= 0 else None
+    if answer_type == "direction":
+        if isinstance(solution, numbers.Real):
+            return int(solution) if float(solution).is_integer() and 1 <= solution <= 12 else None
+        return parse_clock(solution)
+    if not isinstance(solution, str):
+        return None
+    label = solution.strip().strip("()[].").strip()
+    if answer_type == "choice":
+        return label.upper() if len(label) == 1 and label.isascii() and label.isalpha() else None
+    return label.lower() if label.lower() in ("yes", "no") else None

@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 
 # Modules exposing `register(commands: argparse._SubParsersAction) -> None`.
-_SUBSYSTEMS: tuple[str, ...] = ("sr_real_core.model.cli", "sr_real_core.data.cli")
+_SUBSYSTEMS: tuple[str, ...] = ("sr_real_core.model.cli", "sr_real_core.data.cli", "sr_real_core.evaluation.cli")
 
 
 def _cmd_lift(args: argparse.Namespace) -> int:

@@ -50,13 +50,12 @@ column, because it is a dataset bug that would otherwise silently train on zeros
 from __future__ import annotations
 
 import math
-import numbers
 import string
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from sr_real_core.answers import parse_answer, parse_clock, parse_length_m
+from sr_real_core.answers import canonical_solution, parse_answer
 from sr_real_core.grammar import ANSWER_TYPES, PROMPT_PATHS, ParsedCompletion, parse_completion
 from sr_real_core.metrics import GroundTruthRegion, clock_distance, matched_center_errors, parse_gt_centers
 
@@ -180,30 +179,10 @@ def _ground_truth(solution: Any, answer_type: Any, index: int) -> float | str | 
     """The canonical ground truth of one sample; ValueError naming the sample for a dataset bug."""
     if answer_type not in ANSWER_TYPES:
         raise ValueError(f"sample {index}: column 'answer_type' must be one of {ANSWER_TYPES}, got {answer_type!r}")
-    truth = _canonical_solution(solution, answer_type)
+    truth = canonical_solution(solution, answer_type)
     if truth is None:
         raise ValueError(f"sample {index}: column 'solution' = {solution!r} is not a valid {answer_type} answer")
     return truth
-
-
-def _canonical_solution(solution: Any, answer_type: str) -> float | str | int | None:
-    if isinstance(solution, bool):
-        return ("yes" if solution else "no") if answer_type == "yesno" else None
-    if answer_type == "numeric":
-        if isinstance(solution, numbers.Real):
-            metres = float(solution)
-            return metres if math.isfinite(metres) and metres >= 0 else None
-        return parse_length_m(solution) if isinstance(solution, str) else None
-    if answer_type == "direction":
-        if isinstance(solution, numbers.Real):
-            return int(solution) if float(solution).is_integer() and 1 <= solution <= 12 else None
-        return parse_clock(solution) if isinstance(solution, str) else None
-    if not isinstance(solution, str):
-        return None
-    label = solution.strip().strip("()[].").strip()
-    if answer_type == "choice":
-        return label.upper() if len(label) == 1 and label.upper() in _CHOICE_LETTERS else None
-    return label.lower() if label.lower() in ("yes", "no") else None
 
 
 def _answer_score(answer: str | None, truth: float | str | int, answer_type: str, near_credit: float) -> float:

@@ -8,7 +8,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sr_real_core.answers import parse_answer, parse_choice, parse_clock, parse_length_m, parse_yes_no
+from sr_real_core.answers import (
+    canonical_solution, parse_answer, parse_choice, parse_clock, parse_length_m, parse_yes_no,
+)
 
 FOOT, INCH = 0.3048, 0.0254
 
@@ -85,6 +87,8 @@ def test_parse_length_m_converts_any_value(value, unit, spaces):
     ("text", "letter"),
     [
         ("B", "B"),
+        ("A is taller", "A"),
+        ("B appears closer to the camera.", "B"),
         ("(B)", "B"),
         ("B.", "B"),
         ("b", "B"),
@@ -126,6 +130,9 @@ def test_parse_choice_honours_options():
     ("text", "answer"),
     [
         ("yes", "yes"),
+        ("Correct.", "yes"),
+        ("Nope", "no"),
+        ("Incorrect, it is on the right.", "no"),
         ("Yes.", "yes"),
         ("No, Region [1] is not above.", "no"),
         ("The answer is yes", "yes"),
@@ -213,3 +220,14 @@ def test_adversarial_100kb_input_is_fast(junk):
     for parser in (parse_length_m, parse_choice, parse_yes_no, parse_clock):
         parser(junk)
     assert time.perf_counter() - started < 1.0
+
+
+@pytest.mark.parametrize(
+    ("solution", "answer_type", "canonical"),
+    [(1.5, "numeric", 1.5), ("45 cm", "numeric", 0.45), (0, "numeric", 0.0), ("(b)", "choice", "B"),
+     ("Yes", "yesno", "yes"), (True, "yesno", "yes"), (3, "direction", 3), ("2 o'clock", "direction", 2),
+     (-1.0, "numeric", None), (float("nan"), "numeric", None), ("AB", "choice", None), (13, "direction", None),
+     ("maybe", "yesno", None), (1.5, "choice", None)],
+)
+def test_canonical_solution(solution, answer_type, canonical):
+    assert canonical_solution(solution, answer_type) == canonical
