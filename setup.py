@@ -26,5 +26,6 @@ setup(
     install_requires=["setuptools", "numpy", "opencv-python-headless", "pyyaml", "pillow", "tqdm"],
     extras_require={"dev": ["pytest", "hypothesis"]},
     zip_safe=True,
-    entry_points={"console_scripts": ["sr-real = sr_real_core.cli:main"]},
+    entry_points={"console_scripts": ["sr-real = sr_real_core.cli:main",
+                                      "spatial_query_node = sr_real.spatial_query_node:main"]},
 )

@@ -1,0 +1,310 @@
+"""ROS layer figures, side by side in one run (no ROS needed; DDS on loopback only).
+
+    .venv/bin/python benchmarks/bench_ros.py [--seconds S]
+
+1. CDR serialisation of a 640x480 rgb8 sensor_msgs/Image: the transport's bytes path vs cyclonedds's stock
+   uint8-sequence path vs rosbags.
+2. Input handling of the node core at a 30 Hz RGB-D stream (640x480 rgb8 + 16UC1 + CameraInfo): CPU per
+   frame set, and with one query per frame, processed vs dropped frames and frame-to-marker latency for engines
+   of 0 s (scripted, instant: the latency excludes model time), 0.1 s and 0.5 s.
+3. The same stream over DDS into a node process (scripted instant engine): the node process's CPU load, and
+   camera-publish-to-markers-received latency.
+4. DDS round trip of a 640x480 rgb8 Image between two processes on loopback (reliable QoS).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import timeit
+
+import numpy as np
+
+from sr_real_core.dds.transport import loopback_config
+
+os.environ["CYCLONEDDS_URI"] = loopback_config()  # before any participant: all traffic stays on 127.0.0.1
+
+from cyclonedds.idl import make_idl_struct  # noqa: E402
+
+from sr_real_core.dds.idl import dds_typename, idl_type, to_message  # noqa: E402
+from sr_real_core.ros_msgs import image_dict  # noqa: E402
+from sr_real_core.ros_types import rosbags_message, typestore  # noqa: E402
+from sr_real_core.spatial_query.config import SpatialQueryConfig  # noqa: E402
+from sr_real_core.spatial_query.scripted import ScriptedEngine  # noqa: E402
+from sr_real_core.spatial_query.service import SpatialQueryService  # noqa: E402
+
+WIDTH, HEIGHT, RATE_HZ = 640, 480, 30.0
+K = [525.0, 0.0, 319.5, 0.0, 525.0, 239.5, 0.0, 0.0, 1.0]
+FRAME_ID = "camera_color_optical_frame"
+DTR = ('<detect>Find 2 relevant objects:\n<3d_box center="-0.40,-0.05,1.50">chair (red bbox)</3d_box>\n'
+       '<3d_box center="0.50,0.10,2.00">table (blue bbox)</3d_box></detect>\n<think>.</think>\n<answer>1.0 m</answer>')
+QUERY = json.dumps({"question": "How far apart are the chair (red bbox) <region> and the table (blue bbox) "
+                                "<region>?", "regions": [[100, 100, 260, 380], [380, 120, 600, 400]]})
+DOMAIN = 100 + os.getpid() % 120
+logging.getLogger("sr_real.spatial_query").setLevel(logging.ERROR)  # 'busy' answers are expected here
+
+
+def header(t: float) -> dict:
+    return {"stamp": {"sec": int(t), "nanosec": int((t % 1) * 1e9)}, "frame_id": FRAME_ID}
+
+
+def frame_dicts(t: float, rgb: np.ndarray, millimetres: np.ndarray) -> dict[str, dict]:
+    return {"camera_info": {"header": header(t), "height": HEIGHT, "width": WIDTH, "distortion_model": "plumb_bob",
+                            "d": [0.0] * 5, "k": K, "r": [1, 0, 0, 0, 1, 0, 0, 0, 1],
+                            "p": [*K[:3], 0, *K[3:6], 0, 0, 0, 1, 0]},
+            "depth": {"header": header(t), "height": HEIGHT, "width": WIDTH, "encoding": "16UC1", "step": WIDTH * 2,
+                      "data": millimetres.tobytes()},
+            "image": image_dict(rgb, header(t))}
+
+
+def scene() -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(0)
+    millimetres = np.full((HEIGHT, WIDTH), 2000, np.uint16)
+    millimetres[100:380, 100:260] = 1500
+    return rng.integers(0, 256, (HEIGHT, WIDTH, 3), dtype=np.uint8), millimetres
+
+
+def timed(function, repeats: int) -> float:
+    """Median seconds of one call."""
+    return statistics.median(timeit.repeat(function, number=1, repeat=repeats))
+
+
+def bench_serialisation() -> None:
+    rgb, _ = scene()
+    values = image_dict(rgb, header(1.0))
+    fast_cls = idl_type("sensor_msgs/msg/Image")
+    stock_cls = make_idl_struct("StockImage", dds_typename("sensor_msgs/msg/Image"), dict(fast_cls.__annotations__))
+    fast = to_message("sensor_msgs/msg/Image", values)
+    stock = stock_cls(**{**vars(fast), "data": list(values["data"])})
+    wire = fast.serialize()
+    assert stock.serialize() == wire
+    reference = rosbags_message("sensor_msgs/msg/Image", values)
+    rows = [("transport (bytes path)", timed(fast.serialize, 50), timed(lambda: fast_cls.deserialize(wire), 50)),
+            ("cyclonedds stock uint8 sequence", timed(stock.serialize, 5), timed(lambda: stock_cls.deserialize(wire), 5)),
+            ("rosbags serialize_cdr", timed(lambda: typestore().serialize_cdr(reference, "sensor_msgs/msg/Image"), 20),
+             timed(lambda: typestore().deserialize_cdr(wire, "sensor_msgs/msg/Image"), 20))]
+    print(f"\n1. 640x480 rgb8 Image CDR ({len(wire):,} bytes, identical bytes on all paths)")
+    print(f"{'path':<36}{'serialise ms':>14}{'deserialise ms':>16}")
+    for name, serialise, deserialise in rows:
+        print(f"{name:<36}{serialise * 1e3:>14.3f}{deserialise * 1e3:>16.3f}")
+
+
+class Collector:
+    def __init__(self):
+        self.answers, self.condition = [], threading.Condition()
+
+    def __call__(self, key, message):
+        if key == "answer":
+            with self.condition:
+                self.answers.append(json.loads(message["data"]))
+                self.condition.notify_all()
+
+
+def bench_core_stream(seconds: float) -> None:
+    rgb, millimetres = scene()
+    frames = int(seconds * RATE_HZ)
+    messages = [{key: rosbags_message(msgtype, values) for (key, values), msgtype in
+                 zip(frame_dicts(1.0 + i / RATE_HZ, rgb, millimetres).items(),
+                     ("sensor_msgs/msg/CameraInfo", "sensor_msgs/msg/Image", "sensor_msgs/msg/Image"))}
+                for i in range(min(frames, 60))]  # 60 distinct message sets, reused round-robin
+    print(f"\n2. Node core at a {RATE_HZ:.0f} Hz RGB-D stream (640x480 rgb8 + 16UC1 + CameraInfo), {seconds:.0f} s, "
+          "one query per frame")
+    print(f"{'engine':<26}{'input CPU us/frame':>19}{'CPU % at 30 Hz':>15}{'processed':>10}{'dropped':>9}"
+          f"{'busy':>6}{'frame->markers ms p50 / p90':>29}")
+    for delay in (0.0, 0.1, 0.5):
+        published = Collector()
+        config = SpatialQueryConfig(model="scripted", queue_size=0, publish_debug_image=False)
+        service = SpatialQueryService(ScriptedEngine(DTR, delay_s=delay), config, published)
+        service.start()
+        input_cpu, start = 0.0, time.perf_counter()
+        for index in range(frames):
+            time.sleep(max(0.0, start + index / RATE_HZ - time.perf_counter()))
+            stamp = 1.0 + index / RATE_HZ
+            message_set = messages[index % len(messages)]
+            for message in message_set.values():  # fresh stamps: a new frame each time
+                message.header.stamp.sec, message.header.stamp.nanosec = int(stamp), int((stamp % 1) * 1e9)
+            cpu = time.thread_time()
+            service.on_camera_info(message_set["camera_info"])
+            service.on_depth(message_set["depth"])
+            service.on_image(message_set["image"])
+            input_cpu += time.thread_time() - cpu
+            service.on_query(QUERY)
+        with published.condition:
+            published.condition.wait_for(lambda: len(published.answers) >= frames, timeout=delay + 5)
+        service.stop()
+        counts = service.frame_counts()
+        latencies = sorted(a["latency_s"]["frame_to_markers_s"] * 1e3 for a in published.answers if a["status"] == "ok")
+        busy = sum(a["status"] == "busy" for a in published.answers)
+        label = "scripted, instant" if delay == 0 else f"scripted, {delay:.1f} s"
+        print(f"{label:<26}{input_cpu / frames * 1e6:>19.0f}{input_cpu / frames * RATE_HZ * 100:>15.1f}"
+              f"{counts['processed']:>10}{counts['dropped']:>9}{busy:>6}"
+              f"{_percentile(latencies, 50):>16.2f} / {_percentile(latencies, 90):<9.2f}")
+    print("   frame->markers: from the frame set being complete to the MarkerArray being published (queue hand-off,"
+          "\n   decode, parse, markers); with the instant engine it excludes model time. Slower engines drop frames"
+          "\n   and answer 'busy' instead of queueing (queue_size 0): nothing builds up.")
+
+
+def _percentile(values: list[float], q: float) -> float:
+    return float(np.percentile(values, q)) if values else float("nan")
+
+
+NODE_SCRIPT = """
+import logging, sys, threading
+from sr_real_core.dds.transport import DdsTransport
+from sr_real_core.spatial_query.config import SpatialQueryConfig
+from sr_real_core.spatial_query.scripted import ScriptedEngine
+from sr_real_core.spatial_query.service import SpatialQueryService
+logging.getLogger("sr_real.spatial_query").setLevel(logging.ERROR)
+domain, completion, seconds = int(sys.argv[1]), sys.argv[2], float(sys.argv[3])
+config = SpatialQueryConfig(model="scripted", queue_size=0, publish_debug_image=False, diagnostics_period_s=0.2)
+transport = DdsTransport(config, domain_id=domain)
+service = SpatialQueryService(ScriptedEngine(completion), config, transport.publish)
+service.start()
+stop = threading.Event()
+threading.Timer(seconds, stop.set).start()
+transport.spin(service.handlers(), service.diagnostics, stop, config.diagnostics_period_s)
+service.stop()
+"""
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc)."""
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def node_counters(client) -> dict[str, int]:
+    """Frame counters of the newest diagnostics report of the node."""
+    time.sleep(0.5)  # a report after the last frame
+    newest = None
+    while (report := client.next("diagnostics", 0.0)) is not None:
+        newest = report
+    values = {value.key: value.value for value in newest.status[0].values}
+    return {key: int(values[f"frames_{key}"]) for key in ("synchronised", "processed", "dropped")}
+
+
+def stream(client, seconds: float, with_queries: bool) -> list[float]:
+    """A 30 Hz RGB-D stream (and one query per frame): camera-publish-to-markers-received latencies, ms."""
+    rgb, millimetres = scene()
+    latencies, start = [], time.perf_counter()
+    for index in range(int(seconds * RATE_HZ)):
+        time.sleep(max(0.0, start + index / RATE_HZ - time.perf_counter()))
+        sent = time.perf_counter()
+        for key, values in frame_dicts(1.0 + index / RATE_HZ, rgb, millimetres).items():
+            client.publish(key, values)
+        if with_queries:
+            client.publish("query", {"data": QUERY})
+            if client.next("markers", 1.0 / RATE_HZ) is not None:
+                latencies.append((time.perf_counter() - sent) * 1e3)
+    return latencies
+
+
+def bench_dds_node(seconds: float) -> None:
+    from sr_real_core.dds.client import DdsNodeClient
+
+    node = subprocess.Popen([sys.executable, "-c", NODE_SCRIPT, str(DOMAIN), DTR, str(2 * seconds + 30)])
+    client = DdsNodeClient(SpatialQueryConfig(model="unused"), domain_id=DOMAIN)
+    if not client.wait_for_node(60):
+        node.kill()
+        print("\n3. DDS node: the node process did not appear")
+        return
+    print(f"\n3. The same stream over DDS into a node process (scripted instant engine), {seconds:.0f} s each")
+    print(f"{'phase':<34}{'node CPU % of a core':>21}{'processed':>10}{'dropped':>9}"
+          f"{'publish->markers ms p50 / p90':>31}")
+    before, cpu, start = node_counters(client), cpu_seconds(node.pid), time.perf_counter()
+    time.sleep(2.0)
+    rows = [("idle", (cpu_seconds(node.pid) - cpu) / (time.perf_counter() - start), before, [])]
+    for label, with_queries in (("stream only (input handling)", False), ("stream + one query per frame", True)):
+        cpu, start = cpu_seconds(node.pid), time.perf_counter()
+        latencies = stream(client, seconds, with_queries)
+        load = (cpu_seconds(node.pid) - cpu) / (time.perf_counter() - start)
+        after = node_counters(client)
+        rows.append((label, load, {key: after[key] - before[key] for key in after}, latencies))
+        before = after
+    node.terminate()
+    node.wait(30)
+    for label, load, counts, latencies in rows:
+        timing = f"{_percentile(latencies, 50):>18.1f} / {_percentile(latencies, 90):<10.1f}" if latencies else ""
+        print(f"{label:<34}{load * 100:>21.1f}{counts['processed']:>10}{counts['dropped']:>9}{timing}")
+    print("   CPU: the node process's user + system time per second of the phase (DDS receive, CDR, checks, pairing,"
+          "\n   answering); latency: from the client publishing the frame to it receiving the MarkerArray.")
+
+
+ECHO_SCRIPT = """
+import sys, time
+from cyclonedds.core import Policy, Qos
+from cyclonedds.domain import DomainParticipant
+from cyclonedds.pub import DataWriter
+from cyclonedds.sub import DataReader
+from cyclonedds.topic import Topic
+from cyclonedds.util import duration
+from sr_real_core.dds.idl import idl_type
+qos = Qos(Policy.Reliability.Reliable(duration(seconds=1)), Policy.History.KeepLast(2))
+participant = DomainParticipant(int(sys.argv[1]))
+image = idl_type("sensor_msgs/msg/Image")
+reader = DataReader(participant, Topic(participant, "rt/bench/ping", image), qos=qos)
+writer = DataWriter(participant, Topic(participant, "rt/bench/pong", image), qos=qos)
+deadline = time.monotonic() + float(sys.argv[2])
+while time.monotonic() < deadline:
+    for sample in reader.take_iter(timeout=duration(milliseconds=100)):
+        writer.write(sample)
+"""
+
+
+def bench_dds_round_trip(count: int) -> None:
+    from cyclonedds.core import Policy, Qos
+    from cyclonedds.domain import DomainParticipant
+    from cyclonedds.pub import DataWriter
+    from cyclonedds.sub import DataReader
+    from cyclonedds.topic import Topic
+    from cyclonedds.util import duration
+
+    domain = DOMAIN + 1
+    echo = subprocess.Popen([sys.executable, "-c", ECHO_SCRIPT, str(domain), "60"])
+    qos = Qos(Policy.Reliability.Reliable(duration(seconds=1)), Policy.History.KeepLast(2))
+    participant = DomainParticipant(domain)
+    image = idl_type("sensor_msgs/msg/Image")
+    writer = DataWriter(participant, Topic(participant, "rt/bench/ping", image), qos=qos)
+    reader = DataReader(participant, Topic(participant, "rt/bench/pong", image), qos=qos)
+    deadline = time.monotonic() + 60
+    while not (writer.get_matched_subscriptions() and reader.get_matched_publications()):
+        if time.monotonic() > deadline:
+            echo.kill()
+            print("\n4. DDS round trip: the echo process did not appear")
+            return
+        time.sleep(0.05)
+    rgb, _ = scene()
+    times = []
+    for index in range(count):
+        message = to_message("sensor_msgs/msg/Image", image_dict(rgb, header(index)))
+        start = time.perf_counter()
+        writer.write(message)
+        for sample in reader.take_iter(timeout=duration(seconds=2)):
+            if sample.header.stamp.sec == index:
+                times.append((time.perf_counter() - start) * 1e3)
+                break
+    echo.kill()
+    echo.wait()
+    print(f"\n4. DDS round trip of a 640x480 rgb8 Image between two processes on loopback (reliable), {len(times)} of "
+          f"{count}: p50 {_percentile(times, 50):.2f} ms, p90 {_percentile(times, 90):.2f} ms (serialise, send, "
+          "deserialise, twice)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=5.0, help="length of each 30 Hz stream")
+    args = parser.parse_args()
+    bench_serialisation()
+    bench_core_stream(args.seconds)
+    bench_dds_node(args.seconds)
+    bench_dds_round_trip(100)
+
+
+if __name__ == "__main__":
+    main()
