@@ -11,7 +11,8 @@ the reference code (DTR when the question has regions, LOR otherwise). The path 
 the completion (`path`, None when the completion follows neither grammar).
 
 Regions are referred to in the question by `<region>` tokens, the i-th token for the i-th region
-("the chair (red bbox) <region>"). A backend only maps processor outputs to new token ids (`Backend`); the
+("the chair (red bbox) <region>"). As in training, the regions are also drawn on the image as coloured boxes,
+red, blue, green, yellow in question order (`sr_real_core.data.marks`); `mark_regions=False` turns that off. A backend only maps processor outputs to new token ids (`Backend`); the
 PyTorch backend is here, ONNX Runtime or TensorRT backends plug in behind the same `SpatialReasoner`.
 Decoding is greedy.
 """
@@ -112,13 +113,40 @@ def length_of_answer(answer: str | None, answer_type: str | None) -> float | Non
     return parse_length_m(answer)
 
 
+def marked_images(images: Sequence[Any], regions: Sequence[Mapping[str, Any]]) -> list[Any]:
+    """The images with each region outlined in its mark colour (the i-th region of the query gets the i-th
+    colour), the convention the data engine trains with. Images without regions are returned untouched."""
+    import numpy as np
+
+    from sr_real_core.data.marks import MARK_COLOURS, draw_regions
+
+    colours = list(MARK_COLOURS)
+    if len(regions) > len(colours):
+        raise ValueError(f"at most {len(colours)} regions can be marked ({', '.join(colours)}), got {len(regions)}")
+    marks: dict[int, list[dict[str, Any]]] = {}
+    for index, region in enumerate(regions):
+        if "box" in region:
+            box = list(region["box"])
+        else:
+            rows, cols = np.nonzero(np.asarray(region["mask"]))
+            if rows.size == 0:
+                continue  # the processor reports the empty mask
+            box = [cols.min(), rows.min(), cols.max() + 1, rows.max() + 1]
+        marks.setdefault(int(region.get("image_index", 0)), []).append({"ref": f"{colours[index]} bbox", "bbox_2d": box})
+    return [draw_regions(np.asarray(image.convert("RGB")) if hasattr(image, "convert") else np.asarray(image),
+                         marks[i]) if i in marks else image
+            for i, image in enumerate(images)]
+
+
 class SpatialReasoner:
     """The engine: builds prompts, runs a backend, parses completions."""
 
-    def __init__(self, processor, backend: Backend, *, max_new_tokens: int = 512, depth_estimator=None):
+    def __init__(self, processor, backend: Backend, *, max_new_tokens: int = 512, depth_estimator=None,
+                 mark_regions: bool = True):
         self.processor = processor
         self.backend = backend
         self.max_new_tokens = max_new_tokens
+        self.mark_regions = mark_regions  # draw the regions on the images, as the training data does
         self.depth_estimator = depth_estimator  # fills in depth for images that have none (see depth_estimation)
 
     @classmethod
@@ -179,7 +207,8 @@ class SpatialReasoner:
             if len(query_depths) != n or len(query_intrinsics) != n:
                 raise ValueError(f"{n} images need {n} depth maps and {n} intrinsics (None where absent), got "
                                  f"{len(query_depths)} and {len(query_intrinsics)}")
-            for image, depth, camera in zip(query.images, query_depths, query_intrinsics):
+            marked = marked_images(query.images, query.regions) if self.mark_regions else query.images
+            for image, depth, camera in zip(marked, query_depths, query_intrinsics):
                 if depth is None and self.depth_estimator is not None:
                     depth = self.depth_estimator(image)
                     camera = camera if self.depth_estimator.metric else None  # relative depth: pseudo-3D

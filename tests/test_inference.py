@@ -111,3 +111,19 @@ def test_ask_reports_bad_input_without_a_traceback(tiny_dir, files, capsys):
     assert "not a box inside the 112x84 image" in capsys.readouterr().err
     assert main(["ask", "--model", str(files), "--image", str(files / "image.png"), "Where?"]) == 2
     assert "is missing" in capsys.readouterr().err
+
+
+def test_regions_are_marked_on_the_images_as_in_training():
+    from sr_real_core.data.marks import MARK_COLOURS
+    from sr_real_core.inference import marked_images
+
+    images = [np.zeros((40, 60, 3), np.uint8), np.zeros((40, 60, 3), np.uint8)]
+    mask = np.zeros((40, 60), bool)
+    mask[20:30, 40:50] = True
+    regions = [{"image_index": 0, "box": [5, 5, 25, 25]}, {"image_index": 0, "mask": mask}]
+    first, second = marked_images(images, regions)
+    assert tuple(first[5, 10]) == MARK_COLOURS["red"]  # top edge of the first box
+    assert tuple(first[20, 45]) == MARK_COLOURS["blue"]  # top edge of the mask's bounding box
+    assert not first[15, 15].any() and second is images[1]  # inside stays untouched; no regions, no copy
+    with pytest.raises(ValueError, match="at most 4 regions"):
+        marked_images(images, [{"box": [0, 0, 2, 2]}] * 5)
