@@ -17,8 +17,10 @@ $(STAMP): requirements.txt setup.py setup.cfg pyproject.toml
 test: setup
 	$(PY) -m pytest -q
 
+# The main job: scenes -> mixture -> cold-start SFT -> GRPO -> evaluation -> report, on the CPU, in minutes
+# (runs/quickstart/report.md and metrics.json; see training/README.md).
 demo: setup
-	$(PY) -m sr_real_core.cli demo
+	$(PY) -m sr_real_core.cli train quickstart --out runs/quickstart
 
 # Every benchmark script in one run, so the figures can be compared side by side.
 bench: setup

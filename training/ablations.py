@@ -1,0 +1,120 @@
+"""`sr-real train ablations`: the paper's three ablations, reproduced at quickstart scale.
+
+The baseline is the quickstart itself (`runs/quickstart`, run first if absent): blended cold start on both
+paths, GRPO with every reward. Each variant changes one thing, trains with the same recipe and step counts,
+and is evaluated on the same held-out questions:
+
+    joint vs single path   lor_only: SFT on LOR records only (lor_cot, grounding_2d), GRPO on LOR prompts
+                           dtr_only: SFT on DTR records only (dtr_cot, grounding_3d, region_qa), GRPO on DTR
+                           -> compare with the joint model asked on the same path
+    blended vs single-     cot_only: SFT on the chains of thought alone (lor_cot + dtr_cot, one source: the
+    source cold start      templated CoT), without the grounding and region-QA records; GRPO as the baseline
+    detection reward       no_detection: GRPO from the baseline's SFT checkpoint with DTR weights 0.8 accuracy
+                           + 0.2 format + 0 detection instead of 0.8 / 0.1 / 0.1
+
+Results go to `runs/ablations/results.json` and `ablations.md`, and the quickstart's report is written again
+with the table. Not part of `make demo` (it trains three more SFT and four more RL runs); runtime: see
+training/README.md.
+"""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from training.config import load_config
+from training.report import fmt, table
+
+VARIANTS: dict[str, dict[str, Any]] = {
+    "lor_only": {"sft": {"data": {"kinds": ["lor_cot", "grounding_2d"]}}, "rl": {"rl": {"path_mode": "lor"}},
+                 "paths": ["lor"], "ablation": "joint vs single path"},
+    "dtr_only": {"sft": {"data": {"kinds": ["dtr_cot", "grounding_3d", "region_qa"]}},
+                 "rl": {"rl": {"path_mode": "dtr"}}, "paths": ["dtr"], "ablation": "joint vs single path"},
+    "cot_only": {"sft": {"data": {"kinds": ["lor_cot", "dtr_cot"]}}, "rl": {}, "paths": ["lor", "dtr", "auto"],
+                 "ablation": "blended vs single-source cold start"},
+    "no_detection": {"sft": None, "rl": {"rl": {"reward": {"dtr_accuracy": 0.8, "dtr_format": 0.2,
+                                                           "dtr_detection": 0.0}}},
+                     "paths": ["dtr", "auto"], "ablation": "RL with vs without the detection reward"},
+}
+COLUMNS = (("accuracy", "accuracy", "pct"), ("qualitative_accuracy", "qualitative", "pct"),
+           ("quantitative_success", "quantitative", "pct"), ("center_error_median_m", "centre err (m)", "num"),
+           ("mean_reward", "mean reward", "num"), ("format_failure_rate", "format failures", "pct"))
+
+
+def run_ablations(out: str | Path = "runs/ablations", quickstart: str | Path = "runs/quickstart",
+                  recipe: str | Path | None = None, max_steps: int | None = None) -> dict[str, Any]:
+    from training.evaluate import evaluate_paths
+    from training.quickstart import DEFAULT_RECIPE, load_recipe, run_quickstart
+    from training.train import train
+
+    recipe = recipe or DEFAULT_RECIPE
+    out, quickstart = Path(out), Path(quickstart)
+    if not (quickstart / "metrics.json").is_file():
+        run_quickstart(quickstart, recipe, max_steps)
+    config = load_recipe(recipe)
+    started = time.perf_counter()
+    data, heldout = quickstart / "data", quickstart / "data" / "heldout_eval.jsonl"
+    baseline = json.loads((quickstart / "metrics.json").read_text(encoding="utf-8"))
+    results: dict[str, Any] = {"baseline": {"sft": baseline["sft"], "rl": baseline["rl"]}, "variants": {}}
+    for name, variant in VARIANTS.items():
+        print(f"\n== ablation: {name} ({variant['ablation']})", flush=True)
+        common = {"seed": config.seed, "data": {"mixture": str(data)}}
+        if variant["sft"] is None:
+            sft_model = quickstart / "sft" / "final"
+        else:
+            sft = load_config(config.sft, {**common, "output_dir": str(out / name / "sft"),
+                                           "model": {"path": str(out / "tiny-model")}} | _deep(variant["sft"], common))
+            sft_model = train(sft, max_steps)
+        rl = load_config(config.rl, {**common, "output_dir": str(out / name / "rl"), "model": {"path": str(sft_model)},
+                                     **_deep(variant["rl"], common)})
+        rl_model = train(rl, max_steps)
+        settings = config.eval
+        entry = {"ablation": variant["ablation"]}
+        for stage, model in (("sft", sft_model), ("rl", rl_model)):
+            entry[stage] = evaluate_paths(model, heldout, out / name / "eval" / stage, paths=variant["paths"],
+                                          batch_size=settings.batch_size, max_new_tokens=settings.max_new_tokens)
+        results["variants"][name] = entry
+    results["minutes"] = round((time.perf_counter() - started) / 60, 2)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    (out / "ablations.md").write_text(ablation_markdown(results) + "\n", encoding="utf-8")
+    from training.report import refresh_report
+
+    refresh_report(quickstart)  # the quickstart's report gains the ablation table
+    print(f"\nablations finished in {results['minutes']:.1f} min: {out / 'ablations.md'}", flush=True)
+    return results
+
+
+def _deep(overrides: dict[str, Any], common: dict[str, Any]) -> dict[str, Any]:
+    """A variant's overrides merged over the common ones (its `data` keeps the mixture path)."""
+    merged = dict(overrides)
+    if "data" in overrides:
+        merged["data"] = {**common["data"], **overrides["data"]}
+    return merged
+
+
+def ablation_markdown(results: dict[str, Any]) -> str:
+    """One row per (model, path asked, stage): the figures of `COLUMNS` on the held-out questions."""
+    rows = []
+    comparisons = (("joint vs single path", ("lor_only", "dtr_only")),
+                   ("blended vs single-source cold start", ("cot_only",)),
+                   ("RL with vs without the detection reward", ("no_detection",)))
+    for ablation, names in comparisons:
+        for name in names:
+            variant = results["variants"].get(name)
+            if variant is None:
+                continue
+            for path in variant["rl"]:
+                for stage in ("sft", "rl"):
+                    base = results["baseline"][stage].get(path, {})
+                    mine = variant[stage][path]
+                    rows.append([ablation, f"baseline (joint, blended, all rewards)", path, stage.upper()]
+                                + [fmt(base.get(k), kind) for k, _, kind in COLUMNS])
+                    rows.append([ablation, name, path, stage.upper()]
+                                + [fmt(mine.get(k), kind) for k, _, kind in COLUMNS])
+    header = ["ablation", "model", "path asked", "after"] + [heading for _, heading, _ in COLUMNS]
+    minutes = results.get("minutes")
+    note = (f"Runtime: {minutes:.1f} min for the variants (the baseline is the quickstart's own run).\n\n"
+            if minutes else "")
+    return note + table(header, rows)

@@ -1,0 +1,76 @@
+"""Cold-start SFT on TRL's `SFTTrainer`: the blended mixture of `sr-real data build` (LOR and DTR chains of
+thought, 3D and 2D grounding, region QA), loss on the assistant turns only.
+
+The only SR-REAL-specific piece is the data collator: TRL's vision collator calls the processor with images
+and text, while SR-REAL's processor also needs each record's regions (for the `<region>` tokens), depth map
+and intrinsics (for the 3D positional encoding). `SpatialSFTCollator` makes that call and builds the labels;
+TRL does the rest (loss, logging, saving). Which modules train is set by the config (`trainable.py`).
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+from trl import SFTTrainer
+
+from training.runs import AtomicCheckpoints
+from training.spatial import encode, record_visuals, user_turns_with_images
+
+IGNORE_INDEX = -100
+
+
+class SpatialSFTCollator:
+    """Conversational mixture records -> model inputs with labels on the assistant turns only.
+
+    An assistant turn is everything after `<|im_start|>assistant\\n` up to and including its `<|im_end|>`
+    (so the model learns to stop); the system and user turns, the images and the padding are ignored.
+    """
+
+    def __init__(self, processor, use_depth: bool = True, max_length: int | None = None):
+        self.processor, self.use_depth, self.max_length = processor, use_depth, max_length
+        tokenizer = processor.tokenizer
+        self.header = tokenizer.encode("<|im_start|>assistant\n", add_special_tokens=False)
+        self.end = tokenizer.convert_tokens_to_ids("<|im_end|>")
+
+    def __call__(self, records: Sequence[Mapping[str, Any]]) -> dict[str, torch.Tensor]:
+        texts, visuals = [], []
+        for record in records:
+            messages = user_turns_with_images(record["messages"], len(record["images"]))
+            text = self.processor.apply_chat_template(messages, tokenize=False)
+            texts.append(text)
+            visuals.append(record_visuals(record, text, self.use_depth))
+        truncation = {"truncation": True, "max_length": self.max_length} if self.max_length else {}
+        batch = encode(self.processor, texts, visuals, padding_side="right", **truncation)
+        batch["labels"] = self.assistant_labels(batch["input_ids"], batch["attention_mask"])
+        return dict(batch)
+
+    def assistant_labels(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        labels = torch.full_like(input_ids, IGNORE_INDEX)
+        width = len(self.header)
+        for row, ids in enumerate(input_ids.tolist()):
+            start = 0
+            while (start := _find(ids, self.header, start)) >= 0:
+                begin = start + width
+                end = ids.index(self.end, begin) + 1 if self.end in ids[begin:] else len(ids)
+                labels[row, begin:end] = input_ids[row, begin:end]
+                start = end
+        return labels.masked_fill(attention_mask == 0, IGNORE_INDEX)
+
+
+def _find(sequence: list[int], pattern: list[int], start: int) -> int:
+    """Index of the first occurrence of `pattern` in `sequence` at or after `start`, or -1."""
+    for index in range(start, len(sequence) - len(pattern) + 1):
+        if sequence[index:index + len(pattern)] == pattern:
+            return index
+    return -1
+
+
+class SRRealSFTTrainer(AtomicCheckpoints, SFTTrainer):
+    """TRL's SFTTrainer with atomic checkpoints."""
+
+
+def build_sft_trainer(model, processor, args, train_dataset, use_depth: bool, callbacks=()) -> SRRealSFTTrainer:
+    collator = SpatialSFTCollator(processor, use_depth=use_depth, max_length=args.max_length)
+    return SRRealSFTTrainer(model=model, args=args, train_dataset=train_dataset, processing_class=processor,
+                            data_collator=collator, callbacks=list(callbacks))

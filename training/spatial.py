@@ -1,0 +1,152 @@
+"""What the model sees of a training record besides its text: images, regions, depth and intrinsics.
+
+TRL's trainers hand images to the processor but know nothing of SR-REAL's regions and depth, so both trainers
+get them from here:
+
+- `record_visuals(record)`: a mixture record's images (PIL), region boxes, depth maps (metres) and intrinsics,
+  in the form `SRRealProcessor` takes. Records come from `sr_real_core.data.mixture.load_mixture`
+  (`images` decoded, paths absolute); `regions` are `{ref, bbox_2d, ...}` on the record's first image,
+  `depth` (+ `depth_unit`) and `intrinsics` belong to that image.
+- `encode(processor, texts, visuals)`: one processor call for a batch.
+- `split_visual_inputs` / `join_visual_inputs`: a batch's visual tensors cut into per-sample pieces and
+  re-assembled for any subset of samples. GRPO needs this: it shuffles and re-chunks completions between
+  generation and the loss, and each chunk must carry exactly its own samples' pixels, region weights and
+  3D points. Region weights are block-diagonal over samples (rows: a sample's `<region>` tokens, columns: its
+  image tokens), so joining places each sample's block at its image tokens' offset.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from sr_real_core.grammar import REGION_TOKEN
+
+IMAGE_TOKEN_TYPE = 1  # Qwen2.5-VL's mm_token_type_ids: 0 text, 1 image, 2 video
+
+
+@dataclass
+class Visuals:
+    """One record's images and what goes with them (one entry per image; None where absent)."""
+
+    images: list[Any]
+    regions: list[dict[str, Any]]  # {"image_index", "box"} in pixels, one per <region> token, in order
+    depths: list[Any]
+    intrinsics: list[Any]
+
+
+def record_visuals(record: Mapping[str, Any], text: str, use_depth: bool = True, images_key: str = "images") -> Visuals:
+    """The visual inputs of one mixture record whose prompt is `text` (its `<region>` tokens are counted).
+    Images are PIL images or paths, under `images_key`."""
+    from PIL import Image
+
+    from sr_real_core.geometry import load_depth
+
+    images = [_rgb(image, Image) for image in record[images_key]]
+    regions = [{"image_index": 0, "box": [float(v) for v in region["bbox_2d"]]}
+               for region in record.get("regions") or []]
+    if text.count(REGION_TOKEN) != len(regions):
+        raise ValueError(f"record {record.get('id')!r}: the prompt has {text.count(REGION_TOKEN)} {REGION_TOKEN} "
+                         f"tokens but the record has {len(regions)} regions (column 'regions' with 'bbox_2d')")
+    depths: list[Any] = [None] * len(images)
+    intrinsics: list[Any] = [None] * len(images)
+    if use_depth and record.get("depth") and images:
+        depths[0] = load_depth(record["depth"], record.get("depth_unit"))
+        # Tabular datasets fill a field some records lack with None; drop those.
+        intrinsics[0] = {k: v for k, v in (record.get("intrinsics") or {}).items() if v is not None} or None
+    return Visuals(images, regions, depths, intrinsics)
+
+
+def _rgb(image: Any, pil):
+    if isinstance(image, pil.Image):
+        return image.convert("RGB")
+    with pil.open(image) as opened:
+        return opened.convert("RGB")
+
+
+def user_turns_with_images(messages: Sequence[Mapping[str, Any]], num_images: int) -> list[dict[str, Any]]:
+    """Chat messages with the images placed at the start of the first user turn (string contents kept)."""
+    result, placed = [], False
+    for message in messages:
+        content = message["content"]
+        if message["role"] == "user" and not placed:
+            parts = content if isinstance(content, list) else [{"type": "text", "text": content}]
+            content = [{"type": "image"}] * num_images + list(parts)
+            placed = True
+        result.append({"role": message["role"], "content": content})
+    return result
+
+
+def encode(processor, texts: Sequence[str], visuals: Sequence[Visuals], padding_side: str = "right", **kwargs):
+    """One processor call for a batch: tokens, pixels, region weights and 3D points."""
+    return processor(
+        images=[image for v in visuals for image in v.images] or None,
+        text=list(texts),
+        regions=[v.regions for v in visuals],
+        depths=[d for v in visuals for d in v.depths] or None,
+        intrinsics=[k for v in visuals for k in v.intrinsics] or None,
+        padding=True, padding_side=padding_side, return_tensors="pt", **kwargs,
+    )
+
+
+@dataclass
+class SampleVisuals:
+    """One sample's share of a batch's visual tensors."""
+
+    pixel_values: torch.Tensor  # (patches, patch_dim)
+    image_grid_thw: torch.Tensor  # (images, 3)
+    region_weights: torch.Tensor  # (regions, image tokens of this sample)
+    image_points: torch.Tensor | None  # (image tokens of this sample, 3), NaN where unknown
+
+
+def split_visual_inputs(batch: Mapping[str, Any], input_ids: torch.Tensor, images_per_sample: Sequence[int],
+                        region_token_id: int, merge_size: int) -> list[SampleVisuals]:
+    """Cut a processor batch's visual tensors into one `SampleVisuals` per row of `input_ids`."""
+    grids = batch["image_grid_thw"]
+    patches = grids.prod(-1)
+    tokens = patches // merge_size**2
+    regions = (input_ids == region_token_id).sum(-1).tolist()
+    weights = batch.get("region_weights")
+    points = batch.get("image_points")
+    samples, image, patch, token, region = [], 0, 0, 0, 0
+    for count, region_count in zip(images_per_sample, regions):
+        n_patches, n_tokens = int(patches[image:image + count].sum()), int(tokens[image:image + count].sum())
+        samples.append(SampleVisuals(
+            pixel_values=batch["pixel_values"][patch:patch + n_patches],
+            image_grid_thw=grids[image:image + count],
+            region_weights=(weights[region:region + region_count, token:token + n_tokens] if weights is not None
+                            else torch.zeros(0, n_tokens)),
+            image_points=points[token:token + n_tokens] if points is not None else None,
+        ))
+        image, patch, token, region = image + count, patch + n_patches, token + n_tokens, region + region_count
+    return samples
+
+
+def join_visual_inputs(samples: Sequence[SampleVisuals], input_ids: torch.Tensor,
+                       image_token_id: int) -> dict[str, torch.Tensor]:
+    """The model's visual keyword arguments for a batch of `input_ids` rows made of `samples`, in order
+    (`mm_token_type_ids`, which Qwen2.5-VL's 3D RoPE needs, marks the image tokens of `input_ids`)."""
+    device = input_ids.device
+    tokens = [s.region_weights.shape[1] for s in samples]
+    total = sum(tokens)
+    rows, offset = [], 0
+    for sample, n_tokens in zip(samples, tokens):
+        block = torch.zeros(sample.region_weights.shape[0], total)
+        block[:, offset:offset + n_tokens] = sample.region_weights
+        rows.append(block)
+        offset += n_tokens
+    inputs = {
+        "pixel_values": torch.cat([s.pixel_values for s in samples]).to(device),
+        "image_grid_thw": torch.cat([s.image_grid_thw for s in samples]).to(device),
+        "mm_token_type_ids": (input_ids == image_token_id).int() * IMAGE_TOKEN_TYPE,
+    }
+    region_weights = torch.cat(rows)
+    if region_weights.shape[0]:
+        inputs["region_weights"] = region_weights.to(device)
+    if any(s.image_points is not None for s in samples):
+        inputs["image_points"] = torch.cat([
+            s.image_points if s.image_points is not None else torch.full((n, 3), float("nan"))
+            for s, n in zip(samples, tokens)]).to(device)
+    return inputs
