@@ -180,6 +180,9 @@ def test_a_killed_run_resumes_with_the_same_data_order_and_state(tiny, tmp_path)
 
     expected, got = load_file(reference / "model.safetensors"), load_file(resumed / "model.safetensors")
     assert all(torch.allclose(expected[name], got[name], atol=1e-6) for name in expected)
+    again = train(sft_config(tiny, resumed_dir, **settings))  # a finished run: re-exported, not trained further
+    assert max(e["step"] for e in read_log(resumed_dir)) == 4
+    assert all(torch.equal(got[name], tensor) for name, tensor in load_file(again / "model.safetensors").items())
 
 
 def test_a_crash_during_a_checkpoint_save_leaves_no_checkpoint(tiny, tmp_path, monkeypatch):

@@ -96,10 +96,14 @@ def train(config: RunConfig, max_steps: int | None = None, callbacks=()) -> Path
     (output_dir / "config.yaml").write_text(yaml.safe_dump(snapshot, sort_keys=False), encoding="utf-8")
     trainer = build_trainer(config, max_steps, callbacks)
     resume = last_checkpoint(output_dir)
+    step = int(Path(resume).name.rsplit("-", 1)[1]) if resume else 0
     if resume is not None:
-        truncate_log(output_dir, int(Path(resume).name.rsplit("-", 1)[1]))
+        truncate_log(output_dir, step)
         print(f"resuming from {resume}", flush=True)
     elif (output_dir / "log.jsonl").exists():
         (output_dir / "log.jsonl").unlink()
-    trainer.train(resume_from_checkpoint=resume)
+    if resume is not None and 0 < trainer.args.max_steps <= step:
+        trainer._load_from_checkpoint(resume)  # already finished: `Trainer.train` would run one step more
+    else:
+        trainer.train(resume_from_checkpoint=resume)
     return save_final(trainer, config.model.path, output_dir / FINAL)
