@@ -57,6 +57,8 @@ def test_quickstart_recipe_parses():
     ({"rl": {"path_mode": {"lor": -1, "dtr": 1}}}, "rl.path_mode.lor"),
     ({"rl": {"group_filter": [0.9, 0.2]}}, "rl.group_filter"),
     ({"rl": {"reward": {"dtr_detection": 0.5}}}, "rl.reward"),
+    ({"rl": {"reward": {"detection_norm": "mean"}}}, "rl.reward"),
+    ({"rl": {"reward": {"lor_format": "high"}}}, "rl.reward.lor_format"),
     ({"trainer": {"learning_rat": 1e-4}}, "trainer.learning_rat"),
     ({"trainer": {"learning_rate": "fast"}}, "trainer.learning_rate"),
     ({"trainer": {"max_steps": 2.5}}, "trainer.max_steps"),

@@ -3,7 +3,7 @@ import json
 
 from training.ablations import VARIANTS, ablation_markdown
 from training.evaluate import PathMetrics
-from training.report import refresh_report, target_checks, write_report
+from training.report import answer_bias, refresh_report, target_checks, write_report
 
 
 def path_metrics(quality: float, dtr_share: float, centre: float | None) -> dict:
@@ -68,3 +68,15 @@ def test_the_report_renders_every_section_with_plots(tmp_path):
     assert all(name in table for name in VARIANTS) and "40.0 min" in table
     assert "| no_detection | dtr | RL |" in table
     assert table.splitlines()[-1] in refresh_report(out).read_text()  # the refreshed report carries the table
+
+
+def test_answer_bias_names_the_dominant_answer_and_its_base_rate(tmp_path):
+    verdicts = [{"answer_type": "yesno", "pred": "no", "solution": truth} for truth in ("yes", "no", "no", "yes")]
+    verdicts += [{"answer_type": "yesno", "pred": "yes", "solution": "yes"},
+                 {"answer_type": "choice", "pred": None, "solution": "A"},
+                 {"answer_type": "choice", "pred": "B", "solution": "A"},
+                 {"answer_type": "numeric", "pred": 1.0, "solution": 1.0}]
+    path = tmp_path / "verdicts.jsonl"
+    path.write_text("".join(json.dumps(v) + "\n" for v in verdicts))
+    assert answer_bias(path) == {"yesno": ("no", 0.8, 0.4), "choice": ("B", 1.0, 0.0)}
+    assert answer_bias(tmp_path / "absent.jsonl") == {}

@@ -31,13 +31,15 @@ from typing import Any
 
 import yaml
 
+from sr_real_core.rewards import DEFAULT_CONFIG as DEFAULT_REWARD_CONFIG
+from sr_real_core.rewards import RewardConfig, RewardWeights
+
 STAGES = ("sft", "rl")
 MODULE_GROUPS = ("vision", "projector", "region3d", "llm")
 TRAIN_MODES = ("full", "lora", "frozen")
 # How RL prompts choose their path: the mixture's own `path` column, one path for all, the reference's rule
 # (DTR when the question has regions, else LOR) or auto (the policy chooses; rewards follow its choice).
 PATH_MODES = ("dataset", "lor", "dtr", "reference", "auto")
-DETECTION_NORMS = ("matched", "reference")
 DTYPES = ("bfloat16", "float16", "float32")
 
 
@@ -81,16 +83,20 @@ class LoraSettings:
     dropout: float = 0.05
 
 
-@dataclass
-class RewardSettings:
-    """Weights of the total reward per path (`rewards.RewardWeights`; each path's weights sum to 1)."""
+@dataclass(frozen=True)
+class RewardSettings(RewardWeights):
+    """The weights of the total reward per path (the fields and defaults of `rewards.RewardWeights`; each path's
+    weights sum to 1) and how the detection reward is normalised ("matched", or "reference": divide by the
+    number of predicted boxes)."""
 
-    lor_accuracy: float = 0.8
-    lor_format: float = 0.2
-    dtr_accuracy: float = 0.8
-    dtr_format: float = 0.1
-    dtr_detection: float = 0.1
-    detection_norm: str = "matched"  # or "reference": divide by the number of predicted boxes
+    detection_norm: str = DEFAULT_REWARD_CONFIG.detection_norm
+
+    def __post_init__(self) -> None:
+        self.reward_config()  # RewardWeights and RewardConfig check the values
+
+    def reward_config(self) -> RewardConfig:
+        weights = {f.name: getattr(self, f.name) for f in dataclasses.fields(RewardWeights)}
+        return RewardConfig(RewardWeights(**weights), self.detection_norm)
 
 
 @dataclass
@@ -198,7 +204,10 @@ def _build(cls, data: Any, prefix: str):
                 raise _FieldError(f"{prefix}{name}", "missing (required)")
             continue
         values[name] = _convert(hints[name], data[name], f"{prefix}{name}")
-    return cls(**values)
+    try:
+        return cls(**values)
+    except ValueError as error:  # the dataclass's own checks (e.g. reward weights that do not sum to 1)
+        raise _FieldError(prefix.rstrip(".") or "config", str(error)) from None
 
 
 class _Unchecked(Exception):
@@ -301,21 +310,6 @@ def _validate_rl(rl: RLSettings) -> None:
         low, high = rl.group_filter
         if not low < high:
             raise _FieldError("rl.group_filter", f"expected [low, high] with low < high, got {list(rl.group_filter)}")
-    if rl.reward.detection_norm not in DETECTION_NORMS:
-        raise _FieldError("rl.reward.detection_norm",
-                          f"expected one of {', '.join(DETECTION_NORMS)}, got {rl.reward.detection_norm!r}")
-    try:
-        reward_weights(rl.reward)
-    except ValueError as error:
-        raise _FieldError("rl.reward", str(error)) from None
-
-
-def reward_weights(settings: RewardSettings):
-    """The `rewards.RewardWeights` of the settings (ValueError if a path's weights do not sum to 1)."""
-    from sr_real_core.rewards import RewardWeights
-
-    names = {f.name for f in dataclasses.fields(RewardWeights)}
-    return RewardWeights(**{k: v for k, v in dataclasses.asdict(settings).items() if k in names})
 
 
 def _check_trainer_fields(config: RunConfig) -> None:

@@ -36,7 +36,7 @@ DEFAULT_RECIPE = REPO / "training" / "configs" / "quickstart.yaml"
 
 @dataclass
 class ScenesSettings:
-    num: int = 80
+    num: int = 240
     size: tuple[int, int] = (160, 120)  # width, height
     room_fraction: float = 0.3
 

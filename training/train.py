@@ -16,7 +16,7 @@ from pathlib import Path
 
 import yaml
 
-from training.config import RunConfig, reward_weights
+from training.config import RunConfig
 from training.runs import JsonLogCallback, clean_staging, last_checkpoint, report_to, save_final, truncate_log
 
 FINAL = "final"
@@ -79,11 +79,9 @@ def build_trainer(config: RunConfig, max_steps: int | None = None, callbacks=())
         from training.sft import build_sft_trainer
 
         return build_sft_trainer(model, processor, args, dataset, use_depth=config.data.depth, callbacks=callbacks)
-    from sr_real_core.rewards import RewardConfig
     from training.grpo import build_grpo_trainer
 
-    reward = RewardConfig(reward_weights(config.rl.reward), config.rl.reward.detection_norm)
-    return build_grpo_trainer(model, processor, args, dataset, reward, group_filter=config.rl.group_filter,
+    return build_grpo_trainer(model, processor, args, dataset, config.rl.reward.reward_config(), group_filter=config.rl.group_filter,
                               use_depth=config.data.depth, callbacks=callbacks)
 
 
