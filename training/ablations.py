@@ -63,8 +63,8 @@ def run_ablations(out: str | Path = "runs/ablations", quickstart: str | Path = "
         if variant["sft"] is None:
             sft_model = quickstart / "sft" / "final"
         else:
-            sft = load_config(config.sft, {**common, "output_dir": str(out / name / "sft"),
-                                           "model": {"path": str(quickstart / "tiny-model")}} | _deep(variant["sft"], common))
+            start = {**common, "output_dir": str(out / name / "sft"), "model": {"path": str(quickstart / "tiny-model")}}
+            sft = load_config(config.sft, start | _deep(variant["sft"], common))
             sft_model = train(sft, max_steps)
         rl = load_config(config.rl, {**common, "output_dir": str(out / name / "rl"), "model": {"path": str(sft_model)},
                                      **_deep(variant["rl"], common)})

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -235,8 +236,8 @@ def _targets(metrics: Mapping[str, Any], sft_log, rl_log, auto_verdicts: Path) -
         "so the numbers its reasoning computes are rough too, which every metric target needs; and "
         f"{fmt(rl['auto']['qualitative_unparsed'], 'pct')} of its yes/no and multiple-choice answers in auto mode "
         "are not of the kind asked for (e.g. a yes/no to a lettered choice, a length to a yes/no question; the "
-        "last row of the table), which "
-        "caps qualitative accuracy: the answer convention in the prompt does not yet fully condition its answer. "
+        "last row of the table), which caps qualitative accuracy: the answer convention in the prompt does not "
+        "yet fully condition its answer. "
         + _bias_sentence(answer_bias(auto_verdicts)) +
         "The reference trains an 8B model for 600 GRPO steps of 2,560 completions after a large cold start. "
         f"Held-out figures come from {metrics['rl']['lor']['n']} "
@@ -248,8 +249,6 @@ def answer_bias(verdicts: Path) -> dict[str, tuple[str, float, float]]:
     """Per qualitative answer type (yesno, choice): the model's most frequent parsed answer, its share of the
     parsed answers, and the share of questions whose truth it is. A model that gives one answer to every
     question scores the base rate of that answer, whatever it understood."""
-    from collections import Counter
-
     if not verdicts.is_file():
         return {}
     rows = [json.loads(line) for line in verdicts.read_text(encoding="utf-8").splitlines() if line.strip()]

@@ -81,8 +81,8 @@ def build_trainer(config: RunConfig, max_steps: int | None = None, callbacks=())
         return build_sft_trainer(model, processor, args, dataset, use_depth=config.data.depth, callbacks=callbacks)
     from training.grpo import build_grpo_trainer
 
-    return build_grpo_trainer(model, processor, args, dataset, config.rl.reward.reward_config(), group_filter=config.rl.group_filter,
-                              use_depth=config.data.depth, callbacks=callbacks)
+    return build_grpo_trainer(model, processor, args, dataset, config.rl.reward.reward_config(),
+                              group_filter=config.rl.group_filter, use_depth=config.data.depth, callbacks=callbacks)
 
 
 def train(config: RunConfig, max_steps: int | None = None, callbacks=()) -> Path:
