@@ -52,7 +52,7 @@ def test_the_quickstart_writes_metrics_of_the_documented_shape_and_a_report(quic
         assert metrics[stage]["lor"]["center_error_median_m"] is None
         assert all(0.0 <= metrics[stage][path]["path_share_dtr"] <= 1.0 for path in PATHS)
     report = (root / "quickstart" / "report.md").read_text()
-    assert "## Targets" in report and "Not run here" in report  # no ablations yet
+    assert "## Targets" in report and "## Ablations" in report
     assert (root / "quickstart" / "rl" / "final" / "model.safetensors").is_file()
 
 
