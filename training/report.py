@@ -249,9 +249,11 @@ def answer_bias(verdicts: Path) -> dict[str, tuple[str, float, float]]:
     """Per qualitative answer type (yesno, choice): the model's most frequent parsed answer, its share of the
     parsed answers, and the share of questions whose truth it is. A model that gives one answer to every
     question scores the base rate of that answer, whatever it understood."""
+    from sr_real_core.evaluation.records import iter_json_lines
+
     if not verdicts.is_file():
         return {}
-    rows = [json.loads(line) for line in verdicts.read_text(encoding="utf-8").splitlines() if line.strip()]
+    rows = [row for _, row in iter_json_lines(verdicts)]
     bias = {}
     for kind in ("yesno", "choice"):
         answers = [str(r["pred"]) for r in rows if r["answer_type"] == kind and r["pred"] is not None]

@@ -61,8 +61,16 @@ def last_checkpoint(output_dir: str | Path) -> str | None:
     output_dir = Path(output_dir)
     if not output_dir.is_dir():
         return None
-    steps = [(int(m.group(1)), p) for p in output_dir.iterdir() if p.is_dir() and (m := _CHECKPOINT_RE.match(p.name))]
+    steps = [(checkpoint_step(p), p) for p in output_dir.iterdir() if p.is_dir() and _CHECKPOINT_RE.match(p.name)]
     return str(max(steps)[1]) if steps else None
+
+
+def checkpoint_step(checkpoint: str | Path) -> int:
+    """The global step of a `checkpoint-N` folder."""
+    match = _CHECKPOINT_RE.match(Path(checkpoint).name)
+    if match is None:
+        raise ValueError(f"{checkpoint}: not a {PREFIX_CHECKPOINT_DIR}-N folder")
+    return int(match.group(1))
 
 
 def report_to() -> list[str]:

@@ -17,7 +17,8 @@ from pathlib import Path
 import yaml
 
 from training.config import RunConfig
-from training.runs import JsonLogCallback, clean_staging, last_checkpoint, report_to, save_final, truncate_log
+from training.runs import (JsonLogCallback, checkpoint_step, clean_staging, last_checkpoint, report_to, save_final,
+                           truncate_log)
 
 FINAL = "final"
 
@@ -94,7 +95,7 @@ def train(config: RunConfig, max_steps: int | None = None, callbacks=()) -> Path
     (output_dir / "config.yaml").write_text(yaml.safe_dump(snapshot, sort_keys=False), encoding="utf-8")
     trainer = build_trainer(config, max_steps, callbacks)
     resume = last_checkpoint(output_dir)
-    step = int(Path(resume).name.rsplit("-", 1)[1]) if resume else 0
+    step = checkpoint_step(resume) if resume else 0
     if resume is not None:
         truncate_log(output_dir, step)
         print(f"resuming from {resume}", flush=True)
