@@ -11,6 +11,8 @@ import json
 import sys
 from collections.abc import Sequence
 
+from sr_real_core.errors import DEBUG_ENV, run_command
+
 # Modules exposing `register(commands: argparse._SubParsersAction) -> None`.
 _SUBSYSTEMS: tuple[str, ...] = ("sr_real_core.model.cli", "sr_real_core.data.cli", "sr_real_core.evaluation.cli",
                                "sr_real_core.serve_cli", "training.cli")
@@ -34,6 +36,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sr-real", description="SR-REAL spatial reasoning for robots.")
+    parser.add_argument("--debug", action="store_true", help=f"show the traceback of an error (or set {DEBUG_ENV}=1)")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     lift = commands.add_parser("lift", help="3D centre and extent of every annotated region in a scenes file")
@@ -52,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return args.handler(args)
+    return run_command(f"sr-real {args.command}", lambda: args.handler(args), debug=args.debug)
 
 
 if __name__ == "__main__":

@@ -3,14 +3,23 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+import re
 import sys
+
+from sr_real_core.errors import positive_int
 
 
 def _cmd_tiny(args: argparse.Namespace) -> int:
+    from sr_real_core.errors import check_output_dir
     from sr_real_core.model.tiny import write_tiny_model
 
-    print(write_tiny_model(args.out, seed=args.seed))
+    print(write_tiny_model(check_output_dir(args.out), seed=args.seed))
     return 0
+
+
+# A box may start with a minus sign (`--region -50,10,90,120`): let argparse take such a word as a value.
+_BOX_OR_NEGATIVE_NUMBER = re.compile(r"^-\d+$|^-\d*\.\d+$|^-?[\d.]+(,-?[\d.]*)*$")
 
 
 def _box(text: str) -> dict:
@@ -18,7 +27,18 @@ def _box(text: str) -> dict:
         x1, y1, x2, y2 = (float(v) for v in text.split(","))
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected x1,y1,x2,y2 in pixels, got {text!r}") from None
+    if not all(math.isfinite(v) for v in (x1, y1, x2, y2)):
+        raise argparse.ArgumentTypeError(f"expected four finite numbers x1,y1,x2,y2 in pixels, got {text!r}")
     return {"image_index": 0, "box": [x1, y1, x2, y2]}
+
+
+def _device(text: str) -> str:
+    from sr_real_core.inputs import parse_device
+
+    try:
+        return parse_device(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def _cmd_ask(args: argparse.Namespace) -> int:
@@ -26,7 +46,11 @@ def _cmd_ask(args: argparse.Namespace) -> int:
 
     from sr_real_core.geometry import Intrinsics, load_depth
     from sr_real_core.inference import SpatialReasoner
+    from sr_real_core.inputs import check_question
 
+    if args.intrinsics and not (args.depth or args.depth_model):
+        args.parser.error("--intrinsics needs --depth or --depth-model: without depth there is nothing to lift")
+    check_question(args.question)  # before the model loads
     try:
         with Image.open(args.image) as opened:
             image = opened.convert("RGB")
@@ -71,7 +95,9 @@ def register(commands: argparse._SubParsersAction) -> None:
                      help="reasoning path to ask for; reference: DTR with regions, LOR without (default)")
     ask.add_argument("--answer-type", choices=("numeric", "choice", "yesno", "direction"),
                      help="expected answer type, if known")
-    ask.add_argument("--backend", choices=("torch",), default="torch")
-    ask.add_argument("--device", help="torch device, e.g. cuda (default: cpu)")
-    ask.add_argument("--max-new-tokens", type=int, default=512)
-    ask.set_defaults(handler=_cmd_ask)
+    ask.add_argument("--backend", choices=("torch",), default="torch", help="inference backend (default torch)")
+    ask.add_argument("--device", type=_device, help="torch device, e.g. cuda (default: cpu)")
+    ask.add_argument("--max-new-tokens", type=positive_int, default=512,
+                     help="most tokens generated for the answer (default 512)")
+    ask.set_defaults(handler=_cmd_ask, parser=ask)
+    ask._negative_number_matcher = _BOX_OR_NEGATIVE_NUMBER
