@@ -50,12 +50,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     for module in _SUBSYSTEMS:
         importlib.import_module(module).register(commands)
+    _name_errors_after(parser)
     return parser
+
+
+def _name_errors_after(parser: argparse.ArgumentParser) -> None:
+    """Each command's errors start with its full name (`sr-real data qa: error: ...`)."""
+    for action in parser._actions:  # noqa: SLF001 - argparse lists subcommands nowhere else
+        if isinstance(action, argparse._SubParsersAction):  # noqa: SLF001
+            for subparser in action.choices.values():
+                subparser.set_defaults(prog=subparser.prog)
+                _name_errors_after(subparser)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return run_command(f"sr-real {args.command}", lambda: args.handler(args), debug=args.debug)
+    return run_command(args.prog, lambda: args.handler(args), debug=args.debug)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ Outputs are written to a temporary path beside their destination and renamed int
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shutil
 import sys
@@ -87,6 +88,21 @@ def positive_int(text: str) -> int:
     return value
 
 
+def device_argument(text: str) -> str:
+    """argparse type of --device: a torch device this machine has."""
+    import torch
+
+    try:
+        device = torch.device(text)
+    except (RuntimeError, ValueError):
+        raise argparse.ArgumentTypeError(f"unknown device {text!r}; e.g. cpu, cuda, cuda:1") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise argparse.ArgumentTypeError(f"device {text!r}: no CUDA GPU is available here")
+    if device.type not in ("cpu", "cuda", "mps", "xpu"):
+        raise argparse.ArgumentTypeError(f"device {text!r}: use cpu or cuda (cuda:N)")
+    return text
+
+
 def check_output_dir(path: str | Path, name: str = "--out") -> Path:
     """An output folder path that can be created: not an existing file. UserError otherwise."""
     path = Path(path)
@@ -96,23 +112,39 @@ def check_output_dir(path: str | Path, name: str = "--out") -> Path:
 
 
 @contextmanager
-def staged_output(destination: str | Path) -> Iterator[Path]:
-    """A temporary folder or file path beside `destination`, renamed onto it when the block completes and
-    removed when it fails. An existing folder destination is replaced only by a complete new one; an existing
-    destination folder's other contents are kept (the new files are moved in)."""
+def staged_output(destination: str | Path, *, folder: bool = False) -> Iterator[Path]:
+    """A temporary path beside `destination` (same parent, so relative paths written inside stay valid),
+    renamed onto it when the block completes and removed when it fails. `folder`: the path is an empty folder
+    whose contents are moved into `destination` (an existing folder keeps its other files); else a file path."""
     destination = Path(destination)
+    created = [parent for parent in destination.absolute().parents if not parent.exists()]
     destination.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{destination.name}.", suffix=".partial", dir=destination.parent))
-    target = staging / destination.name
+    prefix, suffix = f".{destination.name}.", ".partial"
+    if folder:
+        staging = Path(tempfile.mkdtemp(prefix=prefix, suffix=suffix, dir=destination.parent))
+    else:
+        handle, name = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=destination.parent)
+        os.close(handle)
+        staging = Path(name)
+    umask = os.umask(0o22)
+    os.umask(umask)
+    staging.chmod((0o777 if folder else 0o666) & ~umask)  # mkdtemp/mkstemp make private paths
     try:
-        yield target
-        if target.is_dir() and destination.is_dir():
-            for item in target.iterdir():
+        yield staging
+        if folder and destination.is_dir():
+            for item in staging.iterdir():
                 _replace(item, destination / item.name)
-        elif target.exists():
-            _replace(target, destination)
+        else:
+            os.replace(staging, destination)
+        created = []
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        if staging.is_dir():
+            shutil.rmtree(staging, ignore_errors=True)
+        else:
+            staging.unlink(missing_ok=True)
+        for parent in created:  # made for this output, which failed: innermost first
+            with contextlib.suppress(OSError):
+                parent.rmdir()
 
 
 def _replace(source: Path, destination: Path) -> None:

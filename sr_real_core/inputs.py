@@ -147,21 +147,6 @@ def image_size(image: Any) -> tuple[int, int]:
     return int(shape[1]), int(shape[0])
 
 
-def parse_device(text: str) -> str:
-    """A torch device name that exists on this machine (argparse type); ValueError naming it otherwise."""
-    import torch
-
-    try:
-        device = torch.device(text)
-    except (RuntimeError, ValueError):
-        raise ValueError(f"unknown device {text!r}; e.g. cpu, cuda, cuda:1") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {text!r}: no CUDA GPU is available here")
-    if device.type not in ("cpu", "cuda", "mps", "xpu"):
-        raise ValueError(f"device {text!r}: use cpu or cuda (cuda:N)")
-    return text
-
-
 # ------------------------------------------------------------------ untrusted JSON
 
 def json_depth_exceeds(text: str, max_depth: int) -> bool:
@@ -198,9 +183,15 @@ def _finite_float(text: str) -> float:
     return value
 
 
+def _bounded_int(text: str) -> int:
+    if len(text.lstrip("-")) > 18:  # beyond int64: no field of a query needs it, and floats would overflow
+        raise ValueError(f"integer {text[:24]}... is too large")
+    return int(text)
+
+
 def load_untrusted_json(text: str, *, max_depth: int = MAX_JSON_DEPTH) -> Any:
     """JSON from a peer: ValueError (never RecursionError or OverflowError) for text nested deeper than
-    `max_depth`, non-finite numbers (NaN, Infinity, 1e999) and integers too long to convert."""
+    `max_depth`, non-finite numbers (NaN, Infinity, 1e999) and integers beyond int64."""
     if json_depth_exceeds(text, max_depth):
         raise ValueError(f"nested deeper than {max_depth} levels")
-    return json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
+    return json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float, parse_int=_bounded_int)

@@ -7,7 +7,7 @@ import math
 import re
 import sys
 
-from sr_real_core.errors import positive_int
+from sr_real_core.errors import device_argument, one_line, positive_int
 
 
 def _cmd_tiny(args: argparse.Namespace) -> int:
@@ -30,15 +30,6 @@ def _box(text: str) -> dict:
     if not all(math.isfinite(v) for v in (x1, y1, x2, y2)):
         raise argparse.ArgumentTypeError(f"expected four finite numbers x1,y1,x2,y2 in pixels, got {text!r}")
     return {"image_index": 0, "box": [x1, y1, x2, y2]}
-
-
-def _device(text: str) -> str:
-    from sr_real_core.inputs import parse_device
-
-    try:
-        return parse_device(text)
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def _cmd_ask(args: argparse.Namespace) -> int:
@@ -64,7 +55,7 @@ def _cmd_ask(args: argparse.Namespace) -> int:
         result = reasoner.ask(args.question, image, depth=depth, intrinsics=intrinsics, regions=args.region,
                               path=args.path, answer_type=args.answer_type)
     except (OSError, ValueError) as error:
-        print(f"sr-real ask: error: {error}", file=sys.stderr)
+        print(f"sr-real ask: error: {one_line(error)}", file=sys.stderr)
         return 2
     print(json.dumps(result.to_dict()))
     return 0
@@ -96,7 +87,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     ask.add_argument("--answer-type", choices=("numeric", "choice", "yesno", "direction"),
                      help="expected answer type, if known")
     ask.add_argument("--backend", choices=("torch",), default="torch", help="inference backend (default torch)")
-    ask.add_argument("--device", type=_device, help="torch device, e.g. cuda (default: cpu)")
+    ask.add_argument("--device", type=device_argument, help="torch device, e.g. cuda (default: cpu)")
     ask.add_argument("--max-new-tokens", type=positive_int, default=512,
                      help="most tokens generated for the answer (default 512)")
     ask.set_defaults(handler=_cmd_ask, parser=ask)
