@@ -7,18 +7,26 @@ sizes, unknown encodings, random bytes), and delivers it the way a transport doe
 in bag mode; the DDS types, as the DDS transport hands them over) or CDR bytes from the wire, randomly mutated,
 that the DDS types then deserialise (a sample that does not deserialise is dropped by the transport's guard).
 Queries are random text, mutations of valid queries, random JSON and deeply nested JSON.
+`fuzz_input` sends them into a running node core (`scripted_node`), `answer_after` asks it a valid query.
 """
 from __future__ import annotations
 
 import json
 import math
+import threading
+import time
+from collections import Counter
 from typing import Any
 
 import numpy as np
+from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from sr_real_core.dds.idl import idl_type, to_message
 from sr_real_core.ros_types import rosbags_message
+from sr_real_core.spatial_query.config import SpatialQueryConfig
+from sr_real_core.spatial_query.scripted import ScriptedEngine
+from sr_real_core.spatial_query.service import SpatialQueryService
 
 WIDTH, HEIGHT = 32, 24
 FRAME = "camera_color_optical_frame"
@@ -72,7 +80,16 @@ TEXT = st.one_of(st.text(max_size=24), st.sampled_from(["", "rgb8", "bgr8", "rgb
                                                         "32FC1", "8UC3", "bayer_rggb8", "yuv422", "jpeg", "png",
                                                         "rgb8; jpeg compressed bgr8", FRAME, "plumb_bob",
                                                         "equidistant", "rational_polynomial"]))
-BYTES = st.one_of(st.binary(max_size=2048), st.sampled_from([b"", b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n"]))
+
+
+def random_bytes(size: int, seed: int) -> bytes:
+    """Random bytes drawn from a seed: large buffers cost hypothesis nothing to generate."""
+    return np.random.default_rng(seed).bytes(size)
+
+
+SEEDS = st.integers(0, 2**32 - 1)
+BYTES = st.one_of(st.binary(max_size=64), st.builds(random_bytes, st.integers(0, 8192), SEEDS),
+                  st.sampled_from([b"", b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n"]))
 HEADER = st.fixed_dictionaries({"stamp": st.fixed_dictionaries({"sec": INT32, "nanosec": UINT32}),
                                 "frame_id": TEXT})
 
@@ -93,7 +110,7 @@ def _consistent_image(draw, encodings: tuple[str, ...]) -> dict[str, Any]:
     encoding = draw(st.sampled_from(encodings))
     height, width = draw(st.integers(1, 2 * HEIGHT)), draw(st.integers(1, 2 * WIDTH))
     channels = {"rgb8": 3, "bgr8": 3, "rgba8": 4, "mono8": 1, "16UC1": 2, "mono16": 2, "32FC1": 4}.get(encoding, 1)
-    data = draw(st.binary(min_size=height * width * channels, max_size=height * width * channels))
+    data = random_bytes(height * width * channels, draw(SEEDS))
     return {"header": draw(HEADER), "height": height, "width": width, "encoding": encoding,
             "is_bigendian": draw(st.integers(0, 1)), "step": width * channels, "data": data}
 
@@ -223,3 +240,101 @@ def deliver_as(how: str, key: str, values: dict[str, Any], mutation: tuple) -> A
 def messages(key: str) -> st.SearchStrategy:
     """(how, key, values, mutation) of one input: the arguments of `deliver_as`."""
     return st.tuples(st.sampled_from(["rosbags", "dds", "cdr"]), st.just(key), field_values(key), CDR_MUTATIONS)
+
+
+# ------------------------------------------------------------------ the node under fuzz
+
+ANSWER_WAIT_S = 10.0
+DTR = ('<detect>Find 1 relevant object:\n<3d_box center="-0.40,-0.05,1.50">chair (red bbox)</3d_box></detect>\n'
+       "<think>It is about 1.5 m away.</think>\n<answer>1.5 m</answer>")
+FOLLOW_UP = {"detections_2d": {"detection": 0}, "clicked_point": {"clicked_point": 0}}
+
+
+class Published:
+    """What the service publishes; `fail` names outputs whose publishing raises (a broken middleware)."""
+
+    def __init__(self):
+        self.answers: list[str] = []
+        self.fail: set[str] = set()
+        self.condition = threading.Condition()
+
+    def __call__(self, key: str, message: Any) -> None:
+        if key in self.fail:
+            raise RuntimeError(f"cannot publish {key}")
+        if key == "answer":
+            with self.condition:
+                self.answers.append(message["data"])
+                self.condition.notify_all()
+
+    def answer(self, request_id: str | None = None, timeout_s: float = ANSWER_WAIT_S) -> dict[str, Any] | None:
+        """The latest answer (with this id), waiting for it."""
+        def find():
+            for text in reversed(self.answers):
+                answer = json.loads(text)
+                if request_id is None or answer.get("id") == request_id:
+                    return answer
+            return None
+
+        with self.condition:
+            self.condition.wait_for(find, timeout_s)
+            return find()
+
+
+def scripted_node() -> tuple[SpatialQueryService, Published]:
+    """The node core with every input subscribed and an instant scripted engine, started."""
+    published = Published()
+    service = SpatialQueryService(ScriptedEngine(DTR), SpatialQueryConfig(model="scripted",
+                                                                          detections_topic="/detections"), published)
+    service.start()
+    return service, published
+
+
+def send(service: SpatialQueryService, key: str, values: dict[str, Any]) -> None:
+    service.handlers()[key](rosbags_message(MSGTYPES[key], values))
+
+
+def feed_frame(service: SpatialQueryService, t: float = 1.0) -> None:
+    for key in ("camera_info", "depth", "image"):
+        send(service, key, valid(key, t))
+
+
+def query(service: SpatialQueryService, text: str) -> None:
+    send(service, "query", {"data": text})
+
+
+def answer_after(service: SpatialQueryService, published: Published, request_id: str = "alive") -> dict[str, Any]:
+    """The answer to a valid query on a valid frame (asked again while earlier queries keep the node busy)."""
+    feed_frame(service, t=100.0)
+    deadline, answer = time.monotonic() + ANSWER_WAIT_S, None
+    for attempt in range(10_000):
+        query(service, json.dumps({"question": "How far is the chair (red bbox) <region>?", "regions": [CHAIR_BOX],
+                                   "id": f"{request_id}-{attempt}"}))
+        answer = published.answer(f"{request_id}-{attempt}")
+        if answer is None or answer["status"] != "busy" or time.monotonic() > deadline:
+            return answer
+        time.sleep(0.01)
+    return answer
+
+
+def fuzz_input(service: SpatialQueryService, key: str, examples: int, *, seed: int | None = 0) -> Counter:
+    """Send `examples` random messages of one input (each but queries followed by a query on what it left:
+    frames, detections, clicked points); counts delivered and dropped. A handler that raises fails the run."""
+    sent: Counter = Counter()
+
+    @settings(max_examples=examples, deadline=None, database=None, derandomize=seed is not None,
+              phases=[Phase.generate], suppress_health_check=list(HealthCheck))
+    @given(messages(key))
+    def deliver(arguments):
+        try:
+            message = deliver_as(*arguments)
+        except Undeliverable:
+            sent["dropped at the transport"] += 1
+            return
+        service.handlers()[key](message)  # must return, whatever the message
+        sent["delivered"] += 1
+        if key != "query":
+            query(service, json.dumps({"question": "x <region>", "regions": [FOLLOW_UP.get(key, [1, 1, 5, 5])]}))
+            sent["follow-up queries"] += 1
+
+    deliver()
+    return sent

@@ -5,86 +5,27 @@ sends tens of thousands)."""
 import json
 import threading
 import time
-from collections import Counter
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
 
-from fuzz_messages import CHAIR_BOX, MSGTYPES, Undeliverable, deliver_as, messages, valid
+from fuzz_messages import MSGTYPES, answer_after, feed_frame, fuzz_input, query, scripted_node, send, valid
 from sr_real_core.dds.transport import DdsTransport
 from sr_real_core.ros_types import rosbags_message
-from sr_real_core.spatial_query.config import SpatialQueryConfig
-from sr_real_core.spatial_query.scripted import ScriptedEngine
-from sr_real_core.spatial_query.service import SpatialQueryService
-from test_ros_query_service import DTR
 
-WAIT_S = 10.0
 FUZZ_EXAMPLES = 50  # per input type and run; benchmarks/bench_fuzz.py sends 10,000 per type
-FOLLOW_UP = {"detections_2d": {"detection": 0}, "clicked_point": {"clicked_point": 0}}
-
-
-class Published:
-    """What the service publishes; `fail` names outputs whose publishing raises (a broken middleware)."""
-
-    def __init__(self):
-        self.messages, self.fail, self.condition = [], set(), threading.Condition()
-
-    def __call__(self, key, message):
-        if key in self.fail:
-            raise RuntimeError(f"cannot publish {key}")
-        with self.condition:
-            self.messages.append((key, message))
-            self.condition.notify_all()
-
-    def answer(self, request_id=None, timeout_s=WAIT_S):
-        """The latest answer (with this id), waiting for it."""
-        def find():
-            found = [json.loads(m["data"]) for k, m in self.messages if k == "answer"]
-            found = [a for a in found if request_id is None or a.get("id") == request_id]
-            return found[-1] if found else None
-
-        with self.condition:
-            self.condition.wait_for(find, timeout_s)
-            return find()
 
 
 @pytest.fixture
 def node():
-    published = Published()
-    config = SpatialQueryConfig(model="scripted", detections_topic="/detections")
-    service = SpatialQueryService(ScriptedEngine(DTR), config, published)
-    service.start()
+    service, published = scripted_node()
     yield service, published
     service.stop()
 
 
-def send(service, key, values, how="rosbags"):
-    service.handlers()[key](deliver_as(how, key, values, ([], None, b"")))
-
-
-def feed_frame(service, t=1.0):
-    for key in ("camera_info", "depth", "image"):
-        send(service, key, valid(key, t))
-
-
-def query(service, text):
-    send(service, "query", {"data": text})
-
-
 def assert_alive(service, published, request_id="alive"):
-    """A valid query on a valid frame is answered 'ok' (asked again while queries before it keep the node busy)."""
-    feed_frame(service, t=100.0)
-    deadline, answer = time.monotonic() + WAIT_S, None
-    for attempt in range(1000):
-        query(service, json.dumps({"question": "How far is the chair (red bbox) <region>?", "regions": [CHAIR_BOX],
-                                   "id": f"{request_id}-{attempt}"}))
-        answer = published.answer(f"{request_id}-{attempt}")
-        if answer is None or answer["status"] != "busy" or time.monotonic() > deadline:
-            break
-        time.sleep(0.01)
-    assert answer is not None and answer["status"] == "ok", answer
-    assert answer["value_m"] == pytest.approx(1.0)
+    answer = answer_after(service, published, request_id)
+    assert answer is not None and answer["status"] == "ok" and answer["value_m"] == pytest.approx(1.5), answer
 
 
 @pytest.mark.parametrize("text, message", [
@@ -141,7 +82,7 @@ def test_failing_outputs_are_counted_and_the_node_goes_on(node):
     query(service, "How far is it?")  # answered 'no_frame' at once: publishing it raises in the callback
     feed_frame(service)
     query(service, json.dumps({"question": "x", "id": "lost"}))  # answered by the worker: raises there
-    deadline = time.monotonic() + WAIT_S
+    deadline = time.monotonic() + 10.0
     while service.counters["worker_failed"] < 1 and time.monotonic() < deadline:
         time.sleep(0.01)
     published.fail = set()
@@ -192,23 +133,7 @@ def test_dds_spin_survives_a_raising_handler_and_an_unreadable_sample():
 def test_fuzz_every_input_then_a_valid_query_is_answered(node, key):
     service, published = node
     feed_frame(service)  # queries reach the worker and region resolution, not only 'no_frame'
-    sent = Counter()
-
-    @settings(max_examples=FUZZ_EXAMPLES, deadline=None, database=None, derandomize=True,
-              suppress_health_check=list(HealthCheck))
-    @given(messages(key))
-    def deliver(arguments):
-        try:
-            message = deliver_as(*arguments)
-        except Undeliverable:
-            sent["dropped at the transport"] += 1
-            return
-        service.handlers()[key](message)  # must return, whatever the message
-        sent["delivered"] += 1
-        if key != "query":  # a query on what the message left: frames, detections, clicked points
-            query(service, json.dumps({"question": "x <region>", "regions": [FOLLOW_UP.get(key, [1, 1, 5, 5])]}))
-
-    deliver()
+    sent = fuzz_input(service, key, FUZZ_EXAMPLES)
     assert sum(sent.values()) >= FUZZ_EXAMPLES // 2 and sent["delivered"] > 0, sent
     assert_alive(service, published, f"alive-after-{key}")
     failed = {name: count for name, count in service.counters.items() if name.endswith("_failed")}
