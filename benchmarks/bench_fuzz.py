@@ -22,6 +22,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
+import cv2  # noqa: E402
+
 from fuzz_messages import MSGTYPES, answer_after, feed_frame, fuzz_input, scripted_node  # noqa: E402
 
 
@@ -32,6 +34,7 @@ def main() -> int:
     args = parser.parse_args()
     logging.getLogger("sr_real").setLevel(logging.CRITICAL)  # the node logs each kind of rejection: noise here
     warnings.simplefilter("ignore", RuntimeWarning)  # numpy on 1e300 coordinates, which the core then refuses
+    cv2.setLogLevel(0)  # OpenCV's own log of each broken PNG (libjpeg still warns on stderr: 2>/dev/null)
 
     service, published = scripted_node()
     print(f"{'type':<18}{'sent':>7}{'delivered':>10}{'dropped':>9}{'follow-up':>10}{'rejected':>10}"

@@ -123,10 +123,10 @@ def main(args: list[str] | None = None) -> int:
     rclpy.init(args=args)
     try:
         node = SpatialQueryNode()
-    except (ValueError, OSError) as error:  # bad parameters or an unloadable model
+    except (ValueError, OSError) as error:  # bad parameters or an unloadable (e.g. corrupt) model: a user error
         get_logger(NODE_NAME).fatal(str(error))
         rclpy.try_shutdown()
-        return 1
+        return 2
     try:
         rclpy.spin(node)
     except (KeyboardInterrupt, ExternalShutdownException):

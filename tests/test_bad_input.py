@@ -41,6 +41,9 @@ def files(tmp_path, tiny_model, monkeypatch):  # noqa: F811 - the fixture import
     (tmp_path / "bad.jsonl").write_text('{"scene_id": "a", "image": "x.png"}\n')
     (tmp_path / "a-file").write_text("x")
     (tmp_path / "qa.jsonl").write_text("not json\n")
+    (tmp_path / "zero-depth-qa.jsonl").write_text(json.dumps({"id": "z1", "image": "img.png", "depth": "depth-zero.npy",
+                                                              "question": "How far?", "answer_type": "numeric",
+                                                              "solution": 1.0}) + "\n")
     (tmp_path / "good-qa.jsonl").write_text(json.dumps({"id": "a", "image": "img.png", "question": "How far?",
                                                         "answer_type": "numeric", "solution": 1.0}) + "\n")
     corrupt = tmp_path / "corrupt-model"
@@ -97,6 +100,8 @@ CASES = {
                                "corrupt-model/model.safetensors: corrupt safetensors file", []),
     "eval-corrupt-checkpoint": (["eval", "--qa", "good-qa.jsonl", "--model", "{corrupt}", "--out", "run"],
                                 "corrupt-model/model.safetensors: corrupt safetensors file", ["run"]),
+    "eval-depth-without-valid-pixel": (["eval", "--qa", "zero-depth-qa.jsonl", "--model", "{tiny}", "--out", "run"],
+                                       "record(s) z1: depth: no valid pixel", ["run"]),
     "eval-bad-qa": (["eval", "--qa", "qa.jsonl", "--predictions", "qa.jsonl", "--out", "run"], "qa.jsonl:1",
                     ["run"]),
     "eval-batch-size-zero": (["eval", "--qa", "qa.jsonl", "--model", "{tiny}", "--out", "run", "--batch-size", "0"],
