@@ -34,7 +34,8 @@ def main() -> int:
     args = parser.parse_args()
     logging.getLogger("sr_real").setLevel(logging.CRITICAL)  # the node logs each kind of rejection: noise here
     warnings.simplefilter("ignore", RuntimeWarning)  # numpy on 1e300 coordinates, which the core then refuses
-    cv2.setLogLevel(0)  # OpenCV's own log of each broken PNG (libjpeg still warns on stderr: 2>/dev/null)
+    # OpenCV logs each broken PNG; libjpeg still warns on stderr (2>/dev/null).
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
 
     service, published = scripted_node()
     print(f"{'type':<18}{'sent':>7}{'delivered':>10}{'dropped':>9}{'follow-up':>10}{'rejected':>10}"
