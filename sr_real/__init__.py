@@ -2,5 +2,5 @@
 no ROS; the node modules do).
 
 - spatial_query_node  spatial questions about an RGB-D camera stream, answers and RViz markers
-                      (`ros2 launch sr_real spatial_query.launch.py`); its logic is `sr_real_core.spatial_query`.
+                      (`ros2 launch sr_real spatial_query.launch.py`); its logic is `sr_real_core.ros`.
 """

@@ -23,8 +23,8 @@ import numpy as np
 
 from sr_real_core.data.marks import MARK_COLOURS, draw_regions
 from sr_real_core.geometry import Intrinsics
-from sr_real_core.ros_msgs import image_dict, time_dict
-from sr_real_core.spatial_query.requests import QueryRequest, Region, project_points
+from sr_real_core.ros.msgs import image_dict, time_dict
+from sr_real_core.ros.requests import QueryRequest, Region, project_points
 
 # visualization_msgs/Marker constants
 SPHERE, LINE_STRIP, TEXT_VIEW_FACING = 2, 4, 9

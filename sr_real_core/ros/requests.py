@@ -25,8 +25,8 @@ import numpy as np
 from sr_real_core.data.marks import MAX_REGIONS, point_box, region_ref
 from sr_real_core.geometry import Intrinsics
 from sr_real_core.inference import PATH_MODES
-from sr_real_core.ros_msgs import detection_box, detection_label
-from sr_real_core.spatial_query.config import ANSWER_TYPES
+from sr_real_core.ros.msgs import detection_box, detection_label
+from sr_real_core.ros.config import ANSWER_TYPES
 
 _QUERY_KEYS = ("question", "regions", "path", "answer_type", "id")
 

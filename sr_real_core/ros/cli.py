@@ -32,7 +32,7 @@ def _parameter(text: str) -> tuple[str, Any]:
 
 
 def _config(args: argparse.Namespace):
-    from sr_real_core.spatial_query.config import SpatialQueryConfig
+    from sr_real_core.ros.config import SpatialQueryConfig
 
     overrides = dict(args.param)
     if args.model:
@@ -59,8 +59,8 @@ def _run_ros(args: argparse.Namespace) -> int:
 
 
 def _run_dds(args: argparse.Namespace, config, engine) -> int:
-    from sr_real_core.dds.transport import DdsTransport, dds_topic
-    from sr_real_core.spatial_query.service import SpatialQueryService
+    from sr_real_core.ros.dds.transport import DdsTransport, dds_topic
+    from sr_real_core.ros.service import SpatialQueryService
 
     transport = DdsTransport(config, domain_id=args.domain_id, namespace=args.namespace, node_name=args.node_name)
     service = SpatialQueryService(engine, config, transport.publish)
@@ -82,8 +82,8 @@ def _run_dds(args: argparse.Namespace, config, engine) -> int:
 
 
 def _run_bag(args: argparse.Namespace, config, engine) -> int:
-    from sr_real_core.spatial_query.bag import play_bag
-    from sr_real_core.spatial_query.service import SpatialQueryService
+    from sr_real_core.ros.bag import play_bag
+    from sr_real_core.ros.service import SpatialQueryService
 
     answers: queue.Queue[str] = queue.Queue()
 
@@ -110,13 +110,13 @@ def _run_bag(args: argparse.Namespace, config, engine) -> int:
 def _cmd_serve(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     if args.loopback:
-        from sr_real_core.dds.transport import loopback_config
+        from sr_real_core.ros.dds.transport import loopback_config
 
         os.environ["CYCLONEDDS_URI"] = loopback_config()  # read by Cyclone DDS, also under rmw_cyclonedds_cpp
     if args.transport == "ros":
         return _run_ros(args)
-    from sr_real_core.spatial_query.bag import BagError, bag_connections, bag_topics
-    from sr_real_core.spatial_query.service import load_engine
+    from sr_real_core.ros.bag import BagError, bag_connections, bag_topics
+    from sr_real_core.ros.service import load_engine
 
     try:
         config = _config(args)

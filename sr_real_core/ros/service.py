@@ -1,5 +1,5 @@
 """The spatial query node's core, shared by the rclpy node (`sr_real.spatial_query_node`) and the DDS
-transport (`sr_real_core.dds.transport`): both only move messages between their middleware and this class.
+transport (`sr_real_core.ros.dds.transport`): both only move messages between their middleware and this class.
 
 - Inputs (`handlers()`, one per `input_endpoints()` entry) are cheap and never block on the model: camera
   messages are checked and paired (`frames.FrameSynchroniser`), queries are parsed, checked against the
@@ -25,11 +25,11 @@ import numpy as np
 from sr_real_core.geometry import Intrinsics
 from sr_real_core.grammar import find_detection
 from sr_real_core.region3d import RegionLiftError, lift_region
-from sr_real_core.ros_msgs import header_dict, stamp_seconds
-from sr_real_core.spatial_query import outputs
-from sr_real_core.spatial_query.config import SpatialQueryConfig
-from sr_real_core.spatial_query.frames import CoreImageDecoder, Frame, FrameSynchroniser, ImageDecoder
-from sr_real_core.spatial_query.requests import QueryError, QueryRequest, Region, parse_query, resolve_regions
+from sr_real_core.ros.msgs import header_dict, stamp_seconds
+from sr_real_core.ros import outputs
+from sr_real_core.ros.config import SpatialQueryConfig
+from sr_real_core.ros.frames import CoreImageDecoder, Frame, FrameSynchroniser, ImageDecoder
+from sr_real_core.ros.requests import QueryError, QueryRequest, Region, parse_query, resolve_regions
 
 Publish = Callable[[str, Mapping[str, Any]], None]
 CLICKED_POINTS_KEPT = 8
