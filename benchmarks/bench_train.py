@@ -53,7 +53,7 @@ def bench_grpo(mixture: Path, model_dir: Path, out: Path, steps: int, tokens: in
     from sr_real_core.data.mixture import load_mixture
     from sr_real_core.model.loading import load_model
     from sr_real_core.rewards import RewardConfig, sr_real_reward
-    from training.grpo import FRAMES, SRRealGRPOTrainer, make_reward
+    from sr_real.training.grpo import FRAMES, SRRealGRPOTrainer, make_reward
 
     # One prompt without regions, repeated: plain TRL tokenizes the prompts of a batch in one processor call,
     # which SRRealProcessor returns as tensors, so they must have the same length.
@@ -84,8 +84,8 @@ def bench_grpo(mixture: Path, model_dir: Path, out: Path, steps: int, tokens: in
 
 
 def bench_sft(mixture: Path, model_dir: Path, out: Path, steps: int, batch: int) -> float:
-    from training.config import config_from_dict
-    from training.train import build_trainer
+    from sr_real.training.config import config_from_dict
+    from sr_real.training.train import build_trainer
 
     config = config_from_dict({
         "stage": "sft", "output_dir": str(out / "sft"), "model": {"path": str(model_dir)},
@@ -109,7 +109,7 @@ def main() -> None:
     import torch
 
     from sr_real_core.model.tiny import write_tiny_model
-    from training.quickstart import ScenesSettings, synthetic_mixture
+    from sr_real.training.quickstart import ScenesSettings, synthetic_mixture
 
     with tempfile.TemporaryDirectory(prefix="sr-real-bench-train-") as scratch:
         root = Path(scratch)

@@ -9,7 +9,7 @@ import pytest
 import yaml
 from datasets import load_dataset
 
-from sr_real_core.cli import main
+from sr_real.cli import main
 from sr_real_core.data.mixture import SFT_KINDS, ConfigError, MixtureConfig, build_mixture, load_mixture, split_scenes
 from sr_real_core.data.marks import REGION_TOKEN
 from sr_real_core.data.synth import SynthConfig, synthesize

@@ -14,7 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from sr_real_core.answers import parse_length_m
-from sr_real_core.cli import main
+from sr_real.cli import main
 from sr_real_core.data.facts import unambiguous_names
 from sr_real_core.data.marks import MARK_COLOURS, REGION_TOKEN
 from sr_real_core.data.qa import QAConfig, generate_qa, load_qa

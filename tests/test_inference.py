@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from sr_real_core.cli import main
+from sr_real.cli import main
 from sr_real_core.inference import Query, SpatialReasoner, length_of_answer, prompt_path
 
 DTR_COMPLETION = ('<detect>Find 1 relevant object:\n<3d_box center="0.02,1.06,2.03">chair (red bbox)</3d_box>'

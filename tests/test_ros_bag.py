@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sr_real_core.cli import main
+from sr_real.cli import main
 from sr_real_core.ros.msgs import camera_info_intrinsics, compressed_to_rgb
 from sr_real_core.ros.bag import BagError, bag_connections, bag_topics, play_bag, read_bag
 from sr_real_core.ros.config import SpatialQueryConfig

@@ -247,7 +247,7 @@ def test_end_to_end_with_markers_and_detections(loopback_env):
 
 def test_sr_real_serve_dds_with_the_real_engine(loopback_env, tiny_model):
     domain = domain_for(2)
-    command = [sys.executable, "-m", "sr_real_core.cli", "serve", "--transport", "dds", "--loopback",
+    command = [sys.executable, "-m", "sr_real.cli", "serve", "--transport", "dds", "--loopback",
                "--domain-id", str(domain), "--model", str(tiny_model), "-p", "max_new_tokens=16", "--duration", "120"]
     node = start_node(command, loopback_env)
     try:

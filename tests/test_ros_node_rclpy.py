@@ -195,7 +195,7 @@ def test_launch_description_declares_the_arguments():
 def test_the_real_engine_in_the_node(tmp_path):
     """The tiny model through the rclpy node (needs torch and transformers: pip install -r requirements.txt)."""
     pytest.importorskip("transformers", reason="needs the Python requirements (pip install -r requirements.txt)")
-    from sr_real_core.cli import main
+    from sr_real.cli import main
 
     assert main(["model", "tiny", "--out", str(tmp_path / "tiny")]) == 0
     node = spatial_query_node.SpatialQueryNode(parameter_overrides=[

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from sr_real_core.cli import main
+from sr_real.cli import main
 from sr_real_core.ros.config import SpatialQueryConfig, parameter_specs
 from sr_real_core.ros.service import OUTPUT_ENDPOINTS
 
@@ -41,6 +41,7 @@ def test_colcon_installs_what_ros2_launch_needs(installed):
     site = next((installed / "lib").glob("python3*/site-packages"))
     assert (site / "sr_real" / "spatial_query_node.py").is_file()
     assert (site / "sr_real_core" / "ros" / "service.py").is_file()
+    assert (site / "sr_real" / "training" / "grpo.py").is_file() and not (site / "training").exists()
 
 
 def test_package_xml_declares_the_node_dependencies():

@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-from sr_real_core.cli import main
+from sr_real.cli import main
 from sr_real_core.geometry import Intrinsics, depth_to_points
 from sr_real_core.inference import SpatialReasoner
 from sr_real_core.ros.types import rosbags_message

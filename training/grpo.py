@@ -52,8 +52,9 @@ from trl.trainer import grpo_trainer
 
 import sr_real_core.model.modeling  # noqa: F401  (registers SR-REAL with AutoModelForImageTextToText)
 from sr_real_core.rewards import RewardConfig, score_completion
-from training.runs import AtomicCheckpoints
-from training.spatial import encode, join_visual_inputs, record_visuals, split_visual_inputs, user_turns_with_images
+from sr_real.training.runs import AtomicCheckpoints
+from sr_real.training.spatial import (encode, join_visual_inputs, record_visuals, split_visual_inputs,
+                                     user_turns_with_images)
 
 FRAMES = "frames"  # the RL dataset's image column; not "images", which would route images around our processor
 

@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from training.runs import read_log
+from sr_real.training.runs import read_log
 
 PATHS = ("lor", "dtr", "auto")
 TABLE_METRICS = (  # key, heading, format
@@ -309,7 +309,35 @@ def _ablations(directory: Path) -> str:
     if not results.is_file():
         return ("Not run here (`sr-real train ablations`, a separate command outside `make demo`; see "
                 "training/README.md for its runtime). When it has run, its table appears here.")
-    from training.ablations import ablation_markdown
-
     return ablation_markdown(json.loads(results.read_text(encoding="utf-8")))
 
+
+ABLATION_COLUMNS = (("accuracy", "accuracy", "pct"), ("qualitative_accuracy", "qualitative", "pct"),
+                    ("quantitative_success", "quantitative", "pct"), ("center_error_median_m", "centre err (m)", "num"),
+                    ("mean_reward", "mean reward", "num"), ("format_failure_rate", "format failures", "pct"))
+
+
+def ablation_markdown(results: dict[str, Any]) -> str:
+    """One row per (model, path asked, stage): the figures of `ABLATION_COLUMNS` on the held-out questions."""
+    rows = []
+    comparisons = (("joint vs single path", ("lor_only", "dtr_only")),
+                   ("blended vs single-source cold start", ("cot_only",)),
+                   ("RL with vs without the detection reward", ("no_detection",)))
+    for ablation, names in comparisons:
+        for name in names:
+            variant = results["variants"].get(name)
+            if variant is None:
+                continue
+            for path in variant["rl"]:
+                for stage in ("sft", "rl"):
+                    base = results["baseline"][stage].get(path, {})
+                    mine = variant[stage][path]
+                    rows.append([ablation, f"baseline (joint, blended, all rewards)", path, stage.upper()]
+                                + [fmt(base.get(k), kind) for k, _, kind in ABLATION_COLUMNS])
+                    rows.append([ablation, name, path, stage.upper()]
+                                + [fmt(mine.get(k), kind) for k, _, kind in ABLATION_COLUMNS])
+    header = ["ablation", "model", "path asked", "after"] + [heading for _, heading, _ in ABLATION_COLUMNS]
+    minutes = results.get("minutes")
+    note = (f"Runtime: {minutes:.1f} min for the variants (the baseline is the quickstart's own run).\n\n"
+            if minutes else "")
+    return note + table(header, rows)

@@ -43,19 +43,19 @@ def _config(args: argparse.Namespace):
 
 
 def _run_ros(args: argparse.Namespace) -> int:
-    try:
-        from sr_real.spatial_query_node import main as node_main
-    except ImportError as error:
-        print(f"sr-real serve: --transport ros needs ROS 2 ({error}); source it (e.g. "
-              "/opt/ros/jazzy/setup.bash) or use --transport dds", file=sys.stderr)
-        return 2
+    """The rclpy node, started by `args.run_ros(args, ros_args)` (set by the `sr-real` entry point, `sr_real.cli`:
+    the core imports no rclpy)."""
     os.environ["ROS_DOMAIN_ID"] = str(args.domain_id)
     ros_args = ["--ros-args", "-r", f"__node:={args.node_name}", "-r", f"__ns:={args.namespace}"]
     if args.params_file:
         ros_args += ["--params-file", args.params_file]
     for name, value in [*args.param, *([("model", args.model)] if args.model else [])]:
         ros_args += ["-p", f"{name}:={json.dumps(value) if isinstance(value, str) else value}"]
-    return node_main(ros_args)
+    run_ros = getattr(args, "run_ros", None)
+    if run_ros is None:
+        print("sr-real serve: --transport ros needs the sr_real package's entry point (sr-real)", file=sys.stderr)
+        return 2
+    return run_ros(args, ros_args)
 
 
 def _run_dds(args: argparse.Namespace, config, engine) -> int:
