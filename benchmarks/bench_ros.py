@@ -36,12 +36,12 @@ os.environ["CYCLONEDDS_URI"] = loopback_config()  # before any participant: all 
 
 from cyclonedds.idl import make_idl_struct  # noqa: E402
 
+from sr_real_core.ros.config import SpatialQueryConfig  # noqa: E402
 from sr_real_core.ros.dds.idl import dds_typename, idl_type, to_message  # noqa: E402
 from sr_real_core.ros.msgs import image_dict  # noqa: E402
-from sr_real_core.ros.types import rosbags_message, typestore  # noqa: E402
-from sr_real_core.ros.config import SpatialQueryConfig  # noqa: E402
-from support.scripted import ScriptedEngine  # noqa: E402
 from sr_real_core.ros.service import SpatialQueryService  # noqa: E402
+from sr_real_core.ros.types import rosbags_message, typestore  # noqa: E402
+from support.scripted import ScriptedEngine  # noqa: E402
 
 WIDTH, HEIGHT, RATE_HZ = 640, 480, 30.0
 K = [525.0, 0.0, 319.5, 0.0, 525.0, 239.5, 0.0, 0.0, 1.0]
@@ -161,10 +161,10 @@ def _percentile(values: list[float], q: float) -> float:
 NODE_SCRIPT = f"""
 import logging, sys, threading
 sys.path.insert(0, {str(TESTS_DIR)!r})  # the test doubles in tests/support
-from sr_real_core.ros.dds.transport import DdsTransport
 from sr_real_core.ros.config import SpatialQueryConfig
-from support.scripted import ScriptedEngine
+from sr_real_core.ros.dds.transport import DdsTransport
 from sr_real_core.ros.service import SpatialQueryService
+from support.scripted import ScriptedEngine
 logging.getLogger("sr_real.spatial_query").setLevel(logging.ERROR)
 domain, completion, seconds = int(sys.argv[1]), sys.argv[2], float(sys.argv[3])
 config = SpatialQueryConfig(model="scripted", queue_size=0, publish_debug_image=False, diagnostics_period_s=0.2)

@@ -25,9 +25,9 @@ from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPo
 from rosidl_runtime_py.set_message import set_message_fields
 
 from sr_real_core.geometry import decode_depth
-from sr_real_core.ros.msgs import DEPTH_UNITS
 from sr_real_core.ros.config import ParameterSpec, SpatialQueryConfig, parameter_specs
 from sr_real_core.ros.frames import CoreImageDecoder
+from sr_real_core.ros.msgs import DEPTH_UNITS
 from sr_real_core.ros.service import (OUTPUT_ENDPOINTS, Endpoint, SpatialQueryService, input_endpoints,
                                                 load_engine)
 

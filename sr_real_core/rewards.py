@@ -56,8 +56,9 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from sr_real_core.answers import canonical_solution, parse_answer
-from sr_real_core.grammar import ANSWER_TYPES, PROMPT_PATHS, ParsedCompletion, parse_completion
+from sr_real_core.grammar import ParsedCompletion, parse_completion
 from sr_real_core.metrics import GroundTruthRegion, clock_distance, matched_center_errors, parse_gt_centers
+from sr_real_core.query import ANSWER_TYPES, PROMPT_PATHS
 
 RewardFunction = Callable[..., list[float]]
 

@@ -13,12 +13,12 @@ import pytest
 from cyclonedds.idl._machinery import BytesMachine
 from rosbags.typesys import Stores
 
+from sr_real_core.ros import outputs
+from sr_real_core.ros.config import SpatialQueryConfig
 from sr_real_core.ros.dds.idl import dds_typename, idl_type, to_message
 from sr_real_core.ros.dds.transport import dds_topic, loopback_config
 from sr_real_core.ros.msgs import image_dict
 from sr_real_core.ros.types import NODE_MESSAGE_TYPES, rosbags_message, typestore
-from sr_real_core.ros import outputs
-from sr_real_core.ros.config import SpatialQueryConfig
 from test_ros_query_service import tiny_model  # noqa: F401 - a fixture
 
 HEADER = {"stamp": {"sec": 1700000000, "nanosec": 123456789}, "frame_id": "camera_color_optical_frame"}
@@ -137,10 +137,10 @@ def domain_for(offset):
 NODE_SCRIPT = f"""
 import sys, threading
 sys.path.insert(0, {str(Path(__file__).resolve().parent)!r})  # the test doubles in tests/support
-from sr_real_core.ros.dds.transport import DdsTransport
 from sr_real_core.ros.config import SpatialQueryConfig
-from support.scripted import ScriptedEngine
+from sr_real_core.ros.dds.transport import DdsTransport
 from sr_real_core.ros.service import SpatialQueryService
+from support.scripted import ScriptedEngine
 domain, completion, seconds = int(sys.argv[1]), sys.argv[2], float(sys.argv[3])
 config = SpatialQueryConfig(model="scripted", diagnostics_period_s=0.5)
 transport = DdsTransport(config, domain_id=domain)

@@ -23,8 +23,8 @@ from std_msgs.msg import String  # noqa: E402
 from visualization_msgs.msg import MarkerArray  # noqa: E402
 
 from sr_real import spatial_query_node  # noqa: E402
-from sr_real_core.ros.msgs import depth_to_metres, image_to_rgb  # noqa: E402
 from sr_real_core.ros import outputs  # noqa: E402
+from sr_real_core.ros.msgs import depth_to_metres, image_to_rgb  # noqa: E402
 from support.scripted import ScriptedEngine  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -7,11 +7,11 @@ import pytest
 import torch
 from transformers import TrainerCallback
 
-from sr_real_core.model.tiny import write_tiny_model
 from sr_real.training.config import config_from_dict
 from sr_real.training.grpo import FRAMES, SRRealGRPOTrainer
 from sr_real.training.quickstart import ScenesSettings, synthetic_mixture
 from sr_real.training.runs import STAGING, last_checkpoint, read_log
+from sr_real_core.model.tiny import write_tiny_model
 from sr_real.training.spatial import (encode, join_visual_inputs, record_visuals, split_visual_inputs,
                                      user_turns_with_images)
 from sr_real.training.train import build_trainer, train

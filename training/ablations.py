@@ -25,7 +25,11 @@ from typing import Any
 
 from sr_real.training.config import load_config
 from sr_real.training.report import ablation_markdown, refresh_report
+from sr_real_core.rewards import DEFAULT_WEIGHTS
 
+# The default DTR weights with the detection reward's weight moved to the format reward.
+NO_DETECTION_WEIGHTS = {"dtr_accuracy": DEFAULT_WEIGHTS.dtr_accuracy, "dtr_detection": 0.0,
+                        "dtr_format": DEFAULT_WEIGHTS.dtr_format + DEFAULT_WEIGHTS.dtr_detection}
 VARIANTS: dict[str, dict[str, Any]] = {
     "lor_only": {"sft": {"data": {"kinds": ["lor_cot", "grounding_2d"]}}, "rl": {"rl": {"path_mode": "lor"}},
                  "paths": ["lor"], "ablation": "joint vs single path"},
@@ -33,9 +37,8 @@ VARIANTS: dict[str, dict[str, Any]] = {
                  "rl": {"rl": {"path_mode": "dtr"}}, "paths": ["dtr"], "ablation": "joint vs single path"},
     "cot_only": {"sft": {"data": {"kinds": ["lor_cot", "dtr_cot"]}}, "rl": {}, "paths": ["lor", "dtr", "auto"],
                  "ablation": "blended vs single-source cold start"},
-    "no_detection": {"sft": None, "rl": {"rl": {"reward": {"dtr_accuracy": 0.8, "dtr_format": 0.2,
-                                                           "dtr_detection": 0.0}}},
-                     "paths": ["dtr", "auto"], "ablation": "RL with vs without the detection reward"},
+    "no_detection": {"sft": None, "rl": {"rl": {"reward": NO_DETECTION_WEIGHTS}}, "paths": ["dtr", "auto"],
+                     "ablation": "RL with vs without the detection reward"},
 }
 
 

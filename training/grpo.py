@@ -51,10 +51,11 @@ from trl import GRPOTrainer
 from trl.trainer import grpo_trainer
 
 import sr_real_core.model.modeling  # noqa: F401  (registers SR-REAL with AutoModelForImageTextToText)
-from sr_real_core.rewards import RewardConfig, score_completion
+from sr_real.training.config import GROUP_FILTER
 from sr_real.training.runs import AtomicCheckpoints
 from sr_real.training.spatial import (encode, join_visual_inputs, record_visuals, split_visual_inputs,
                                      user_turns_with_images)
+from sr_real_core.rewards import RewardConfig, score_completion
 
 FRAMES = "frames"  # the RL dataset's image column; not "images", which would route images around our processor
 
@@ -133,7 +134,7 @@ def _reference_models_as_image_text_to_text():
 class SRRealGRPOTrainer(AtomicCheckpoints, GRPOTrainer):
     """TRL's GRPOTrainer with SR-REAL's regions and depth, and the online group filter (see the module doc)."""
 
-    def __init__(self, *args, group_filter: tuple[float, float] | None = (0.2, 0.99), use_depth: bool = True,
+    def __init__(self, *args, group_filter: tuple[float, float] | None = GROUP_FILTER, use_depth: bool = True,
                  **kwargs):
         if kwargs["args"].use_vllm:
             raise ValueError("use_vllm: vLLM cannot compute SR-REAL's region tokens and 3D positional encoding; "

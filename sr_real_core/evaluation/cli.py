@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 from sr_real_core.evaluation import BENCHMARKS
-from sr_real_core.inference import PATH_MODES
+from sr_real_core.query import BACKENDS, DEFAULT_PATH_MODE, MAX_NEW_TOKENS, PATH_MODES
 
 _FIGURES_SHOWN = ("accuracy", "qualitative_accuracy", "quantitative_success", "abs_rel", "qspatial_delta2", "mra",
                   "direction_success", "center_error_median_m", "format_failure_rate")
@@ -38,7 +38,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     from sr_real_core.evaluation.run_model import ModelRunConfig, print_progress
 
     try:
-        model_run = ModelRunConfig(path_mode=args.path or "reference", batch_size=args.batch_size,
+        model_run = ModelRunConfig(path_mode=args.path or DEFAULT_PATH_MODE, batch_size=args.batch_size,
                                    max_new_tokens=args.max_new_tokens, backend=args.backend, device=args.device,
                                    depth_model=args.depth_model)
         config = EvalConfig(qa=Path(args.qa), out=Path(args.out), model=args.model,
@@ -119,8 +119,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--path", choices=PATH_MODES,
                           help="--model only: path to ask for (reference: DTR with regions, LOR without; default)")
     evaluate.add_argument("--batch-size", type=int, default=4, help="--model only: questions per batch (default 4)")
-    evaluate.add_argument("--max-new-tokens", type=int, default=512, help="--model only (default 512)")
-    evaluate.add_argument("--backend", choices=("torch",), default="torch", help="--model only")
+    evaluate.add_argument("--max-new-tokens", type=int, default=MAX_NEW_TOKENS,
+                          help=f"--model only (default {MAX_NEW_TOKENS})")
+    evaluate.add_argument("--backend", choices=BACKENDS[:1], default=BACKENDS[0], help="--model only")
     evaluate.add_argument("--device", help="--model only: torch device, e.g. cuda (default cpu)")
     evaluate.add_argument("--depth-model", help="--model only: depth estimator for questions without depth")
     evaluate.add_argument("--gallery-size", type=int, default=24, help="examples in gallery.html (0: none; default 24)")

@@ -5,6 +5,8 @@ import argparse
 import json
 import sys
 
+from sr_real_core.query import ANSWER_TYPES, BACKENDS, DEFAULT_PATH_MODE, MAX_NEW_TOKENS, PATH_MODES, Query, Region
+
 
 def _cmd_tiny(args: argparse.Namespace) -> int:
     from sr_real_core.model.tiny import write_tiny_model
@@ -13,12 +15,12 @@ def _cmd_tiny(args: argparse.Namespace) -> int:
     return 0
 
 
-def _box(text: str) -> dict:
+def _box(text: str) -> Region:
     try:
         x1, y1, x2, y2 = (float(v) for v in text.split(","))
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected x1,y1,x2,y2 in pixels, got {text!r}") from None
-    return {"image_index": 0, "box": [x1, y1, x2, y2]}
+    return Region(box=(x1, y1, x2, y2))
 
 
 def _cmd_ask(args: argparse.Namespace) -> int:
@@ -37,8 +39,8 @@ def _cmd_ask(args: argparse.Namespace) -> int:
                 intrinsics = Intrinsics.from_dict(json.load(handle))
         reasoner = SpatialReasoner.from_pretrained(args.model, backend=args.backend, device=args.device,
                                                    max_new_tokens=args.max_new_tokens, depth_model=args.depth_model)
-        result = reasoner.ask(args.question, image, depth=depth, intrinsics=intrinsics, regions=args.region,
-                              path=args.path, answer_type=args.answer_type)
+        result = reasoner.answer(Query(args.question, [image], depths=[depth], intrinsics=[intrinsics],
+                                       regions=args.region, path=args.path, answer_type=args.answer_type))
     except (OSError, ValueError) as error:
         print(f"sr-real ask: error: {error}", file=sys.stderr)
         return 2
@@ -67,11 +69,10 @@ def register(commands: argparse._SubParsersAction) -> None:
     ask.add_argument("--depth-model", help="local depth-estimation checkpoint, used when --depth is not given")
     ask.add_argument("--region", action="append", type=_box, default=[], metavar="X1,Y1,X2,Y2",
                      help="a box in image pixels; repeat for several regions")
-    ask.add_argument("--path", choices=("lor", "dtr", "auto", "reference"), default="reference",
+    ask.add_argument("--path", choices=PATH_MODES, default=DEFAULT_PATH_MODE,
                      help="reasoning path to ask for; reference: DTR with regions, LOR without (default)")
-    ask.add_argument("--answer-type", choices=("numeric", "choice", "yesno", "direction"),
-                     help="expected answer type, if known")
-    ask.add_argument("--backend", choices=("torch",), default="torch")
+    ask.add_argument("--answer-type", choices=ANSWER_TYPES, help="expected answer type, if known")
+    ask.add_argument("--backend", choices=BACKENDS[:1], default=BACKENDS[0])  # the others arrive with the export
     ask.add_argument("--device", help="torch device, e.g. cuda (default: cpu)")
-    ask.add_argument("--max-new-tokens", type=int, default=512)
+    ask.add_argument("--max-new-tokens", type=int, default=MAX_NEW_TOKENS)
     ask.set_defaults(handler=_cmd_ask)

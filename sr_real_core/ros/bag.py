@@ -15,9 +15,9 @@ from typing import Any
 
 from rosbags.highlevel import AnyReader
 
-from sr_real_core.ros.types import typestore
 from sr_real_core.ros.config import SpatialQueryConfig
 from sr_real_core.ros.service import SpatialQueryService, input_endpoints
+from sr_real_core.ros.types import typestore
 
 
 class BagError(ValueError):

@@ -24,12 +24,13 @@ import numpy as np
 
 from sr_real_core.geometry import Intrinsics
 from sr_real_core.grammar import find_detection
+from sr_real_core.query import Query, Region
 from sr_real_core.region3d import RegionLiftError, lift_region
-from sr_real_core.ros.msgs import header_dict, stamp_seconds
 from sr_real_core.ros import outputs
 from sr_real_core.ros.config import SpatialQueryConfig
 from sr_real_core.ros.frames import CoreImageDecoder, Frame, FrameSynchroniser, ImageDecoder
-from sr_real_core.ros.requests import QueryError, QueryRequest, Region, parse_query, resolve_regions
+from sr_real_core.ros.msgs import header_dict, stamp_seconds
+from sr_real_core.ros.requests import QueryError, QueryRequest, parse_query, resolve_regions
 
 Publish = Callable[[str, Mapping[str, Any]], None]
 CLICKED_POINTS_KEPT = 8
@@ -37,11 +38,9 @@ LOG_THROTTLE_S = 5.0
 
 
 class SpatialQueryEngine(Protocol):
-    """What the service needs of an inference engine: `sr_real_core.inference.SpatialReasoner.ask`."""
+    """What the service needs of an inference engine: `sr_real_core.inference.SpatialReasoner.answer`."""
 
-    def ask(self, question: str, images: Any, *, depth: Any = None, intrinsics: Any = None,
-            regions: Sequence[Mapping[str, Any]] = (), path: str = "reference",
-            answer_type: str | None = None) -> Any: ...
+    def answer(self, query: Query) -> Any: ...
 
 
 @dataclass(frozen=True)
@@ -249,9 +248,9 @@ class SpatialQueryService:
         """Publish the markers, detections and debug image of a query; return its answer message."""
         frame, request = job.frame, job.request
         rgb, depth = frame.decode(self.decoder)
-        result = self.engine.ask(request.question, rgb, depth=depth, intrinsics=frame.intrinsics,
-                                 regions=[{"image_index": 0, "box": list(region.box)} for region in job.regions],
-                                 path=request.path, answer_type=request.answer_type)
+        result = self.engine.answer(Query(request.question, [rgb], depths=[depth], intrinsics=[frame.intrinsics],
+                                          regions=job.regions, path=request.path,
+                                          answer_type=request.answer_type))
         centres = _centres(result.detections)
         header = header_dict(frame.stamp, frame.frame_id)
         self.publish("markers", outputs.marker_array(centres, header, self.config.marker_lifetime_s,

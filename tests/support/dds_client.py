@@ -17,8 +17,8 @@ from typing import Any
 
 from cyclonedds.util import duration
 
-from sr_real_core.ros.dds.transport import DdsEndpoints
 from sr_real_core.ros.config import SpatialQueryConfig
+from sr_real_core.ros.dds.transport import DdsEndpoints
 from sr_real_core.ros.service import OUTPUT_ENDPOINTS, input_endpoints
 
 
