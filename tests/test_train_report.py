@@ -3,8 +3,7 @@ import json
 
 from sr_real.training.ablations import VARIANTS
 from sr_real.training.evaluate import PathMetrics
-from sr_real.training.report import ablation_markdown
-from sr_real.training.report import answer_bias, refresh_report, target_checks, write_report
+from sr_real.training.report import ablation_markdown, answer_bias, refresh_report, target_checks, write_report
 
 
 def path_metrics(quality: float, dtr_share: float, centre: float | None) -> dict:

@@ -31,8 +31,8 @@ from typing import Any
 
 import yaml
 
-from sr_real_core.rewards import DEFAULT_CONFIG as DEFAULT_REWARD_CONFIG
 from sr_real_core.query import PATH_MODES
+from sr_real_core.rewards import DEFAULT_CONFIG as DEFAULT_REWARD_CONFIG
 from sr_real_core.rewards import RewardConfig, RewardWeights
 
 STAGES = ("sft", "rl")
