@@ -25,6 +25,7 @@ from typing import Any
 
 from sr_real.training.config import load_config
 from sr_real.training.report import ablation_markdown, refresh_report
+from sr_real_core.query import PROMPT_PATHS
 from sr_real_core.rewards import DEFAULT_WEIGHTS
 
 # The default DTR weights with the detection reward's weight moved to the format reward.
@@ -35,7 +36,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
                  "paths": ["lor"], "ablation": "joint vs single path"},
     "dtr_only": {"sft": {"data": {"kinds": ["dtr_cot", "grounding_3d", "region_qa"]}},
                  "rl": {"rl": {"path_mode": "dtr"}}, "paths": ["dtr"], "ablation": "joint vs single path"},
-    "cot_only": {"sft": {"data": {"kinds": ["lor_cot", "dtr_cot"]}}, "rl": {}, "paths": ["lor", "dtr", "auto"],
+    "cot_only": {"sft": {"data": {"kinds": ["lor_cot", "dtr_cot"]}}, "rl": {}, "paths": list(PROMPT_PATHS),
                  "ablation": "blended vs single-source cold start"},
     "no_detection": {"sft": None, "rl": {"rl": {"reward": NO_DETECTION_WEIGHTS}}, "paths": ["dtr", "auto"],
                      "ablation": "RL with vs without the detection reward"},

@@ -49,7 +49,7 @@ from sr_real_core.data.files import write_image, write_jsonl
 from sr_real_core.data.qa import QAConfig, relative_path, scene_questions, scene_references, scene_rng
 from sr_real_core.data.units import LengthStyle, say_length
 from sr_real_core.grammar import Detection, answer_instruction, build_prompt, render_dtr, render_lor
-from sr_real_core.query import DEFAULT_PATH_MODE, PATH_MODES, Region, reference_path
+from sr_real_core.query import DEFAULT_PATH_MODE, PATH_MODES, PATHS, Region, reference_path
 from sr_real_core.scenes import Scene, load_scenes
 
 SFT_KINDS = ("lor_cot", "dtr_cot", "grounding_3d", "grounding_2d", "region_qa")
@@ -215,7 +215,7 @@ def question_sft_records(question: dict[str, Any]) -> dict[str, dict[str, Any]]:
         f"{path}_cot": _conversation(question["id"], f"{path}_cot", *common,
                                      build_prompt(question["question"], path, question["answer_type"]),
                                      question["completions"][path], image, visuals)
-        for path in ("lor", "dtr")
+        for path in PATHS
     }
     if question["regions"]:
         prompt = f"{question['question']}\n{answer_instruction(question['answer_type'])}"
