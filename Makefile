@@ -20,7 +20,7 @@ test: setup
 # The main job: scenes -> mixture -> cold-start SFT -> GRPO -> evaluation -> report, on the CPU, in minutes
 # (runs/quickstart/report.md and metrics.json; see training/README.md).
 demo: setup
-	$(PY) -m sr_real_core.cli train quickstart --out runs/quickstart
+	$(PY) -m sr_real.cli train quickstart --out runs/quickstart
 
 # Every benchmark script in one run, so the figures can be compared side by side.
 bench: setup

@@ -8,6 +8,9 @@ from glob import glob
 from setuptools import find_packages, setup
 
 PACKAGE = "sr_real"
+# training/ and export/ stay at the repository root (the ROS package layout) but install inside the `sr_real`
+# namespace, so that they cannot clash with a user's own `training` or `export` module.
+SUBSYSTEMS = {f"{PACKAGE}.training": "training", f"{PACKAGE}.export": "export"}
 
 setup(
     name=PACKAGE,
@@ -15,8 +18,10 @@ setup(
     description="Spatial reasoning for robots with a dual-path (LOR/DTR) vision-language model trained with RL",
     license="Apache-2.0",
     python_requires=">=3.10",
-    packages=find_packages(include=["sr_real", "sr_real.*", "sr_real_core", "sr_real_core.*",
-                                    "training", "training.*", "export", "export.*"]),
+    packages=find_packages(include=["sr_real", "sr_real.*", "sr_real_core", "sr_real_core.*"])
+    + [name.replace(folder, package, 1) for package, folder in SUBSYSTEMS.items()
+       for name in find_packages(include=[folder, f"{folder}.*"])],
+    package_dir=SUBSYSTEMS,
     data_files=[
         ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
         (f"share/{PACKAGE}", ["package.xml"]),
@@ -26,6 +31,6 @@ setup(
     install_requires=["setuptools", "numpy", "opencv-python-headless", "pyyaml", "pillow", "tqdm"],
     extras_require={"dev": ["pytest", "hypothesis"]},
     zip_safe=True,
-    entry_points={"console_scripts": ["sr-real = sr_real_core.cli:main",
+    entry_points={"console_scripts": ["sr-real = sr_real.cli:main",
                                       "spatial_query_node = sr_real.spatial_query_node:main"]},
 )

@@ -1,6 +1,6 @@
 """Fuzz figures of the spatial query node core: random and mutated messages of every subscribed type (std_msgs
 String queries, Image, CompressedImage, depth Image, CameraInfo, Detection2DArray, PointStamped; as message
-objects and as mutated CDR bytes, see tests/fuzz_messages.py), then a valid query.
+objects and as mutated CDR bytes, see tests/support/fuzz_messages.py), then a valid query.
 
     .venv/bin/python benchmarks/bench_fuzz.py [--per-type 10000] [--random]
 
@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 import cv2  # noqa: E402
 
-from fuzz_messages import MSGTYPES, answer_after, feed_frame, fuzz_input, scripted_node  # noqa: E402
+from support.fuzz_messages import MSGTYPES, answer_after, feed_frame, fuzz_input, scripted_node  # noqa: E402
 
 
 def main() -> int:

@@ -23,21 +23,25 @@ import sys
 import threading
 import time
 import timeit
+from pathlib import Path
 
 import numpy as np
 
-from sr_real_core.dds.transport import loopback_config
+TESTS_DIR = Path(__file__).resolve().parents[1] / "tests"
+sys.path.insert(0, str(TESTS_DIR))  # the test doubles: support.scripted, support.dds_client
+
+from sr_real_core.ros.dds.transport import loopback_config  # noqa: E402
 
 os.environ["CYCLONEDDS_URI"] = loopback_config()  # before any participant: all traffic stays on 127.0.0.1
 
 from cyclonedds.idl import make_idl_struct  # noqa: E402
 
-from sr_real_core.dds.idl import dds_typename, idl_type, to_message  # noqa: E402
-from sr_real_core.ros_msgs import image_dict  # noqa: E402
-from sr_real_core.ros_types import rosbags_message, typestore  # noqa: E402
-from sr_real_core.spatial_query.config import SpatialQueryConfig  # noqa: E402
-from sr_real_core.spatial_query.scripted import ScriptedEngine  # noqa: E402
-from sr_real_core.spatial_query.service import SpatialQueryService  # noqa: E402
+from sr_real_core.ros.config import SpatialQueryConfig  # noqa: E402
+from sr_real_core.ros.dds.idl import dds_typename, idl_type, to_message  # noqa: E402
+from sr_real_core.ros.msgs import image_dict  # noqa: E402
+from sr_real_core.ros.service import SpatialQueryService  # noqa: E402
+from sr_real_core.ros.types import rosbags_message, typestore  # noqa: E402
+from support.scripted import ScriptedEngine  # noqa: E402
 
 WIDTH, HEIGHT, RATE_HZ = 640, 480, 30.0
 K = [525.0, 0.0, 319.5, 0.0, 525.0, 239.5, 0.0, 0.0, 1.0]
@@ -154,12 +158,13 @@ def _percentile(values: list[float], q: float) -> float:
     return float(np.percentile(values, q)) if values else float("nan")
 
 
-NODE_SCRIPT = """
+NODE_SCRIPT = f"""
 import logging, sys, threading
-from sr_real_core.dds.transport import DdsTransport
-from sr_real_core.spatial_query.config import SpatialQueryConfig
-from sr_real_core.spatial_query.scripted import ScriptedEngine
-from sr_real_core.spatial_query.service import SpatialQueryService
+sys.path.insert(0, {str(TESTS_DIR)!r})  # the test doubles in tests/support
+from sr_real_core.ros.config import SpatialQueryConfig
+from sr_real_core.ros.dds.transport import DdsTransport
+from sr_real_core.ros.service import SpatialQueryService
+from support.scripted import ScriptedEngine
 logging.getLogger("sr_real.spatial_query").setLevel(logging.ERROR)
 domain, completion, seconds = int(sys.argv[1]), sys.argv[2], float(sys.argv[3])
 config = SpatialQueryConfig(model="scripted", queue_size=0, publish_debug_image=False, diagnostics_period_s=0.2)
@@ -206,7 +211,7 @@ def stream(client, seconds: float, with_queries: bool) -> list[float]:
 
 
 def bench_dds_node(seconds: float) -> None:
-    from sr_real_core.dds.client import DdsNodeClient
+    from support.dds_client import DdsNodeClient
 
     node = subprocess.Popen([sys.executable, "-c", NODE_SCRIPT, str(DOMAIN), DTR, str(2 * seconds + 30)])
     client = DdsNodeClient(SpatialQueryConfig(model="unused"), domain_id=DOMAIN)
@@ -244,7 +249,7 @@ from cyclonedds.pub import DataWriter
 from cyclonedds.sub import DataReader
 from cyclonedds.topic import Topic
 from cyclonedds.util import duration
-from sr_real_core.dds.idl import idl_type
+from sr_real_core.ros.dds.idl import idl_type
 qos = Qos(Policy.Reliability.Reliable(duration(seconds=1)), Policy.History.KeepLast(2))
 participant = DomainParticipant(int(sys.argv[1]))
 image = idl_type("sensor_msgs/msg/Image")

@@ -50,10 +50,10 @@ def grpo_args(out: Path, steps: int, tokens: int, batch: int):
 def bench_grpo(mixture: Path, model_dir: Path, out: Path, steps: int, tokens: int, batch: int) -> dict[str, float]:
     from trl import GRPOTrainer
 
+    from sr_real.training.grpo import FRAMES, SRRealGRPOTrainer
     from sr_real_core.data.mixture import load_mixture
     from sr_real_core.model.loading import load_model
-    from sr_real_core.rewards import RewardConfig, sr_real_reward
-    from training.grpo import FRAMES, SRRealGRPOTrainer, make_reward
+    from sr_real_core.rewards import sr_real_reward
 
     # One prompt without regions, repeated: plain TRL tokenizes the prompts of a batch in one processor call,
     # which SRRealProcessor returns as tensors, so they must have the same length.
@@ -74,7 +74,7 @@ def bench_grpo(mixture: Path, model_dir: Path, out: Path, steps: int, tokens: in
                                   callbacks=[timer])
         else:
             dataset = rows.rename_column("images", FRAMES).remove_columns(["image"])
-            trainer = SRRealGRPOTrainer(model=model, reward_funcs=[make_reward(RewardConfig())],
+            trainer = SRRealGRPOTrainer(model=model, reward_funcs=[sr_real_reward],
                                         args=args, train_dataset=dataset,
                                         processing_class=processor, callbacks=[timer], group_filter=(-1.0, 2.0),
                                         use_depth=use_depth)
@@ -84,8 +84,8 @@ def bench_grpo(mixture: Path, model_dir: Path, out: Path, steps: int, tokens: in
 
 
 def bench_sft(mixture: Path, model_dir: Path, out: Path, steps: int, batch: int) -> float:
-    from training.config import config_from_dict
-    from training.train import build_trainer
+    from sr_real.training.config import config_from_dict
+    from sr_real.training.train import build_trainer
 
     config = config_from_dict({
         "stage": "sft", "output_dir": str(out / "sft"), "model": {"path": str(model_dir)},
@@ -108,8 +108,8 @@ def main() -> None:
 
     import torch
 
+    from sr_real.training.quickstart import ScenesSettings, synthetic_mixture
     from sr_real_core.model.tiny import write_tiny_model
-    from training.quickstart import ScenesSettings, synthetic_mixture
 
     with tempfile.TemporaryDirectory(prefix="sr-real-bench-train-") as scratch:
         root = Path(scratch)

@@ -18,9 +18,22 @@ from launch_ros.actions import Node
 from launch_ros.parameter_descriptions import ParameterValue
 from launch_ros.substitutions import FindPackageShare
 
+try:  # the node's defaults and choices come from its config class
+    from sr_real_core.ros.config import parameter_specs
+except ImportError:  # only launch_ros here (e.g. listing the arguments): the parameter file sets the values
+    parameter_specs = list
+
 # Launch arguments passed to the node as string parameters of the same name.
 NODE_PARAMETERS = ("model", "backend", "device", "path_mode", "image_topic", "image_transport", "depth_topic",
                    "camera_info_topic", "detections_topic")
+
+
+def node_parameter(name: str) -> dict:
+    """`default_value` and `choices` of a node parameter, as `SpatialQueryConfig` declares them."""
+    spec = next((spec for spec in parameter_specs() if spec.name == name), None)
+    if spec is None:
+        return {"default_value": ""}
+    return {"default_value": str(spec.default), **({"choices": list(spec.choices)} if spec.choices else {})}
 
 
 def generate_launch_description() -> LaunchDescription:
@@ -28,21 +41,21 @@ def generate_launch_description() -> LaunchDescription:
     camera = LaunchConfiguration("camera")
     arguments = [
         DeclareLaunchArgument("model", description="SR-REAL checkpoint directory (required)"),
-        DeclareLaunchArgument("backend", default_value="torch", choices=["torch", "onnxruntime", "tensorrt"],
-                              description="inference backend"),
-        DeclareLaunchArgument("device", default_value="", description="backend device, e.g. cuda; empty: default"),
-        DeclareLaunchArgument("path_mode", default_value="reference", choices=["lor", "dtr", "auto", "reference"],
+        DeclareLaunchArgument("backend", **node_parameter("backend"), description="inference backend"),
+        DeclareLaunchArgument("device", **node_parameter("device"),
+                              description="backend device, e.g. cuda; empty: default"),
+        DeclareLaunchArgument("path_mode", **node_parameter("path_mode"),
                               description="reasoning path for queries that name none"),
         DeclareLaunchArgument("camera", default_value="/camera", description="namespace of the camera driver"),
         DeclareLaunchArgument("image_topic", default_value=[camera, "/color/image_raw"],
                               description="colour image topic"),
-        DeclareLaunchArgument("image_transport", default_value="raw", choices=["raw", "compressed"],
+        DeclareLaunchArgument("image_transport", **node_parameter("image_transport"),
                               description="compressed: subscribe to image_topic/compressed (JPEG/PNG)"),
         DeclareLaunchArgument("depth_topic", default_value=[camera, "/aligned_depth_to_color/image_raw"],
                               description="depth registered to the colour image; empty: no depth"),
         DeclareLaunchArgument("camera_info_topic", default_value=[camera, "/color/camera_info"],
                               description="CameraInfo of the colour image"),
-        DeclareLaunchArgument("detections_topic", default_value="",
+        DeclareLaunchArgument("detections_topic", **node_parameter("detections_topic"),
                               description="vision_msgs/Detection2DArray of a 2D detector; empty: off"),
         DeclareLaunchArgument("params_file", default_value=PathJoinSubstitution([share, "config",
                                                                                  "spatial_query.yaml"]),

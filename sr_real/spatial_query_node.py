@@ -1,6 +1,6 @@
 """ROS 2 node `spatial_query_node`: spatial questions about an RGB-D camera stream, answers and RViz markers.
 
-A thin rclpy adapter over `sr_real_core.spatial_query` (all behaviour lives there and is shared with the DDS
+A thin rclpy adapter over `sr_real_core.ros` (all behaviour lives there and is shared with the DDS
 transport, `sr-real serve --transport dds`): it declares the parameters of `SpatialQueryConfig` with their
 descriptions and ranges, wires `input_endpoints()` / `OUTPUT_ENDPOINTS` to subscriptions and publishers,
 decodes images with cv_bridge (the core's decoder if cv_bridge cannot be imported), and publishes diagnostics
@@ -25,10 +25,10 @@ from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPo
 from rosidl_runtime_py.set_message import set_message_fields
 
 from sr_real_core.geometry import decode_depth
-from sr_real_core.ros_msgs import DEPTH_UNITS
-from sr_real_core.spatial_query.config import ParameterSpec, SpatialQueryConfig, parameter_specs
-from sr_real_core.spatial_query.frames import CoreImageDecoder
-from sr_real_core.spatial_query.service import (OUTPUT_ENDPOINTS, Endpoint, SpatialQueryService, input_endpoints,
+from sr_real_core.ros.config import ParameterSpec, SpatialQueryConfig, parameter_specs
+from sr_real_core.ros.frames import CoreImageDecoder
+from sr_real_core.ros.msgs import DEPTH_UNITS
+from sr_real_core.ros.service import (OUTPUT_ENDPOINTS, Endpoint, SpatialQueryService, input_endpoints,
                                                 load_engine)
 
 try:
@@ -90,7 +90,7 @@ class SpatialQueryNode(Node):
                          for endpoint in OUTPUT_ENDPOINTS}
         if CvBridge is None:
             self.get_logger().warning(f"cv_bridge unavailable ({CV_BRIDGE_ERROR}); decoding images with "
-                                      "sr_real_core.ros_msgs, which follows cv_bridge's semantics")
+                                      "sr_real_core.ros.msgs, which follows cv_bridge's semantics")
         decoder = CoreImageDecoder() if CvBridge is None else CvBridgeDecoder()
         self.service = SpatialQueryService(engine, self.config, self.publish, decoder=decoder,
                                            logger=self.get_logger())

@@ -49,12 +49,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
+from sr_real_core.query import ANSWER_TYPES, PROMPT_PATHS
+
 Path = Literal["lor", "dtr"]
-PATHS: tuple[str, ...] = ("lor", "dtr")
-PROMPT_PATHS: tuple[str, ...] = ("lor", "dtr", "auto")
-ANSWER_TYPES: tuple[str, ...] = ("numeric", "choice", "yesno", "direction")
-# Names a region in the text ("the red bbox <region>"); the model replaces its embedding by the region's features.
-REGION_TOKEN = "<region>"
 
 _BLOCK_NAMES = ("detect", "think", "answer")
 _PATH_BLOCKS = {"lor": ("think", "answer"), "dtr": ("detect", "think", "answer")}
@@ -178,11 +175,6 @@ def build_prompt(question: str, path: str = "auto", answer_type: str | None = No
     if path not in _FORMAT_INSTRUCTIONS:
         raise ValueError(f"path must be one of {PROMPT_PATHS}, got {path!r}")
     return f"{question.strip()}\n\n{_FORMAT_INSTRUCTIONS[path]}\n{answer_instruction(answer_type)}"
-
-
-def reference_path(has_regions: bool) -> str:
-    """The reference's rule for choosing the prompt's path: DTR when the sample has regions, else LOR."""
-    return "dtr" if has_regions else "lor"
 
 
 # -------------------------------------------------------------------------------------------- rendering

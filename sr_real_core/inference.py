@@ -3,8 +3,9 @@ reasoning and answer, with timing. One API for every backend.
 
     reasoner = SpatialReasoner.from_pretrained("checkpoints/sr-real-3b")
     result = reasoner.ask("How far is the chair (red bbox) <region> from the camera?", image,
-                          depth=depth_m, intrinsics=intrinsics, regions=[{"box": [40, 60, 200, 310]}])
+                          depth=depth_m, intrinsics=intrinsics, regions=[Region(box=(40, 60, 200, 310))])
     result.path, result.answer, result.value_m, result.detections
+    reasoner.answer(Query(...)), reasoner.ask_batch([Query(...), ...])   # the request type, `sr_real_core.query`
 
 Path selection (`path`): "lor" or "dtr" ask for that path; "auto" lets the policy choose; "reference" follows
 the reference code (DTR when the question has regions, LOR otherwise). The path actually taken is read from
@@ -12,9 +13,9 @@ the completion (`path`, None when the completion follows neither grammar).
 
 Regions are referred to in the question by `<region>` tokens, the i-th token for the i-th region
 ("the chair (red bbox) <region>"). As in training, the regions are also drawn on the image as coloured boxes,
-red, blue, green, yellow in question order (`sr_real_core.data.marks`); `mark_regions=False` turns that off. A backend only maps processor outputs to new token ids (`Backend`); the
-PyTorch backend is here, ONNX Runtime or TensorRT backends plug in behind the same `SpatialReasoner`.
-Decoding is greedy.
+red, blue, green, yellow in question order (`sr_real_core.marks`); `mark_regions=False` turns that off.
+A backend only maps processor outputs to new token ids (`Backend`); the PyTorch backend is here, ONNX Runtime
+or TensorRT backends plug in behind the same `SpatialReasoner`. Decoding is greedy.
 """
 from __future__ import annotations
 
@@ -24,29 +25,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
 from sr_real_core.answers import parse_answer, parse_choice, parse_clock, parse_length_m, parse_yes_no
-from sr_real_core.grammar import REGION_TOKEN, build_prompt, parse_completion, reference_path
-
-PATH_MODES = ("lor", "dtr", "auto", "reference")
-
-
-@dataclass
-class Query:
-    """One question about one or more images (PIL images or (H, W, 3) RGB arrays).
-
-    depths: per image, an (H, W) depth map or None (metres with intrinsics; relative depth without).
-    intrinsics: per image, None or `geometry.Intrinsics` / {fx, fy, cx, cy[, width, height]} / 3x3 K.
-    regions: `{"image_index": i, "box": [x1, y1, x2, y2]}` or `{"image_index": i, "mask": (H, W) array}`, in
-    pixels of that image; one `<region>` token in the question per region, in order.
-    answer_type: "numeric", "choice", "yesno" or "direction" if known (sharpens the prompt and the parsing).
-    """
-
-    question: str
-    images: Sequence[Any]
-    depths: Sequence[Any] | None = None
-    intrinsics: Sequence[Any] | None = None
-    regions: Sequence[Mapping[str, Any]] = ()
-    path: str = "reference"
-    answer_type: str | None = None
+from sr_real_core.grammar import build_prompt, parse_completion
+from sr_real_core.query import DEFAULT_PATH_MODE, MAX_NEW_TOKENS, REGION_TOKEN, Query, Region
 
 
 @dataclass
@@ -97,13 +77,6 @@ class TorchBackend:
         return sequences[:, inputs["input_ids"].shape[1]:].tolist()
 
 
-def prompt_path(path: str, has_regions: bool) -> str:
-    """The path to ask for in the prompt ("lor", "dtr" or "auto") for a path mode of `PATH_MODES`."""
-    if path not in PATH_MODES:
-        raise ValueError(f"path must be one of {PATH_MODES}, got {path!r}")
-    return reference_path(has_regions) if path == "reference" else path
-
-
 def length_of_answer(answer: str | None, answer_type: str | None) -> float | None:
     """The answer in metres if it is a length: always for "numeric"; for an unknown type only when the answer
     reads as no other type (not a letter, yes/no or clock hour)."""
@@ -114,44 +87,39 @@ def length_of_answer(answer: str | None, answer_type: str | None) -> float | Non
     return parse_length_m(answer)
 
 
-def marked_images(images: Sequence[Any], regions: Sequence[Mapping[str, Any]]) -> list[Any]:
+def marked_images(images: Sequence[Any], regions: Sequence[Region]) -> list[Any]:
     """The images with each region outlined in its mark colour (the i-th region of the query gets the i-th
     colour), the convention the data engine trains with. Images without regions are returned untouched."""
     import numpy as np
 
-    from sr_real_core.data.marks import MARK_COLOURS, draw_regions
+    from sr_real_core.marks import MAX_REGIONS, MARK_COLOURS, draw_regions, region_ref
 
-    colours = list(MARK_COLOURS)
-    if len(regions) > len(colours):
-        raise ValueError(f"at most {len(colours)} regions can be marked ({', '.join(colours)}), got {len(regions)}")
-    marks: dict[int, list[dict[str, Any]]] = {}
-    for index, region in enumerate(regions):
-        if "box" in region:
-            box = list(region["box"])
-        else:
-            rows, cols = np.nonzero(np.asarray(region["mask"]))
-            if rows.size == 0:
-                continue  # the processor reports the empty mask
-            box = [cols.min(), rows.min(), cols.max() + 1, rows.max() + 1]
-        marks.setdefault(int(region.get("image_index", 0)), []).append({"ref": f"{colours[index]} bbox", "bbox_2d": box})
+    if len(regions) > MAX_REGIONS:
+        raise ValueError(f"at most {MAX_REGIONS} regions can be marked ({', '.join(MARK_COLOURS)}), got {len(regions)}")
+    marks: dict[int, list[Region]] = {}
+    for index, region in enumerate(map(Region.from_value, regions)):
+        box = region.bounds()
+        if box is None:
+            continue  # the processor reports the empty mask
+        marks.setdefault(region.image_index, []).append(Region(box=box, ref=region_ref(index, "bbox")))
     return [draw_regions(np.asarray(image.convert("RGB")) if hasattr(image, "convert") else np.asarray(image),
                          marks[i]) if i in marks else image
             for i, image in enumerate(images)]
 
 
-def _boxes_of(regions: Sequence[Mapping[str, Any]], image_index: int, image: Any) -> list[tuple[float, ...]]:
+def _boxes_of(regions: Sequence[Region], image_index: int, image: Any) -> list[tuple[float, ...]]:
     """The checked boxes of the regions on one image (before they are drawn on it)."""
     from sr_real_core.inputs import check_box, image_size
 
     width, height = image_size(image)
-    return [check_box(region["box"], width, height, f"region {number + 1}") for number, region in enumerate(regions)
-            if "box" in region and int(region.get("image_index", 0)) == image_index]
+    return [check_box(region.box, width, height, f"region {number + 1}") for number, region in enumerate(regions)
+            if region.box is not None and region.image_index == image_index]
 
 
 class SpatialReasoner:
     """The engine: builds prompts, runs a backend, parses completions."""
 
-    def __init__(self, processor, backend: Backend, *, max_new_tokens: int = 512, depth_estimator=None,
+    def __init__(self, processor, backend: Backend, *, max_new_tokens: int = MAX_NEW_TOKENS, depth_estimator=None,
                  mark_regions: bool = True):
         self.processor = processor
         self.backend = backend
@@ -161,8 +129,8 @@ class SpatialReasoner:
 
     @classmethod
     def from_pretrained(cls, path: str, *, backend: str = "torch", device: str | None = None, dtype=None,
-                        max_new_tokens: int = 512, depth_model: str | None = None) -> SpatialReasoner:
-        if backend != "torch":
+                        max_new_tokens: int = MAX_NEW_TOKENS, depth_model: str | None = None) -> SpatialReasoner:
+        if backend != "torch":  # the other BACKENDS plug in with the export
             raise ValueError(f"unknown backend {backend!r}; available: torch")
         from sr_real_core.model.loading import load_model
 
@@ -175,26 +143,29 @@ class SpatialReasoner:
         return cls(processor, TorchBackend(model), max_new_tokens=max_new_tokens, depth_estimator=depth_estimator)
 
     def ask(self, question: str, images: Any, *, depth: Any = None, intrinsics: Any = None,
-            regions: Sequence[Mapping[str, Any]] = (), path: str = "reference",
+            regions: Sequence[Region | Mapping[str, Any]] = (), path: str = DEFAULT_PATH_MODE,
             answer_type: str | None = None) -> SpatialAnswer:
         """One question about one image (or a list of images, with lists of depths and intrinsics)."""
         several = isinstance(images, (list, tuple))
-        query = Query(question, list(images) if several else [images],
-                      depths=depth if several or depth is None else [depth],
-                      intrinsics=intrinsics if several or intrinsics is None else [intrinsics],
-                      regions=regions, path=path, answer_type=answer_type)
+        return self.answer(Query(question, list(images) if several else [images],
+                                 depths=depth if several or depth is None else [depth],
+                                 intrinsics=intrinsics if several or intrinsics is None else [intrinsics],
+                                 regions=regions, path=path, answer_type=answer_type))
+
+    def answer(self, query: Query) -> SpatialAnswer:
+        """One query."""
         return self.ask_batch([query])[0]
 
     def ask_batch(self, queries: Sequence[Query]) -> list[SpatialAnswer]:
         """Answer several queries in one padded batch."""
         start = time.perf_counter()
-        paths = [prompt_path(q.path, bool(q.regions)) for q in queries]
+        paths = [q.prompt_path for q in queries]
         inputs, notes = self._inputs(queries, paths)
         prepared = time.perf_counter()
         completions = self.processor.batch_decode(self.backend.generate(inputs, self.max_new_tokens),
                                                   skip_special_tokens=True)
         generated = time.perf_counter()
-        answers = [self._parse(text, requested, q.answer_type)
+        answers = [parse_spatial_answer(text, requested, q.answer_type)
                    for text, requested, q in zip(completions, paths, queries)]
         done = time.perf_counter()
         timings = {"preprocess_s": prepared - start, "generate_s": generated - prepared, "parse_s": done - generated}
@@ -238,13 +209,14 @@ class SpatialReasoner:
         return self.processor(images=images, text=texts, regions=[list(q.regions) for q in queries],
                               depths=depths, intrinsics=intrinsics, padding=True, padding_side="left"), notes
 
-    @staticmethod
-    def _parse(completion: str, requested_path: str, answer_type: str | None) -> SpatialAnswer:
-        parsed = parse_completion(completion)
-        value = parse_answer(parsed.answer, answer_type) if parsed.answer and answer_type else None
-        return SpatialAnswer(
-            requested_path=requested_path, path=parsed.path, answer=parsed.answer, value=value,
-            value_m=length_of_answer(parsed.answer, answer_type),
-            detections=[Detection3D(d.name, d.ref, d.center) for d in parsed.detections],
-            reasoning=parsed.think, completion=completion, well_formed=parsed.well_formed,
-            errors=list(parsed.errors), latency_s=0.0)
+
+def parse_spatial_answer(completion: str, requested_path: str, answer_type: str | None) -> SpatialAnswer:
+    """A completion read as an answer: its path, answer, value, 3D detections and reasoning."""
+    parsed = parse_completion(completion)
+    value = parse_answer(parsed.answer, answer_type) if parsed.answer and answer_type else None
+    return SpatialAnswer(
+        requested_path=requested_path, path=parsed.path, answer=parsed.answer, value=value,
+        value_m=length_of_answer(parsed.answer, answer_type),
+        detections=[Detection3D(d.name, d.ref, d.center) for d in parsed.detections],
+        reasoning=parsed.think, completion=completion, well_formed=parsed.well_formed,
+        errors=list(parsed.errors), latency_s=0.0)

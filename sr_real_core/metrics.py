@@ -34,7 +34,8 @@ from typing import Any
 
 import numpy as np
 
-from sr_real_core.grammar import ANSWER_TYPES, Detection, find_detection, normalise_ref
+from sr_real_core.grammar import Detection, find_detection, normalise_ref
+from sr_real_core.query import ANSWER_TYPES
 
 GroundTruthRegion = tuple[object, tuple[float, float, float]]
 

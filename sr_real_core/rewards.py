@@ -3,7 +3,8 @@
 Every reward function has the signature TRL's ``GRPOTrainer`` calls, ``f(completions, **columns) ->
 list[float]``: ``completions`` are strings or conversational messages (``[{"role": "assistant", "content":
 str | [{"type": "text", "text": str}, ...]}]``), the dataset columns arrive as lists aligned with them, and
-anything else (``prompts``, ``completion_ids``, ``trainer_state``, ``log_metric``, ...) is ignored.
+anything else (``prompts``, ``completion_ids``, ``trainer_state``, ...) is ignored, except that
+``sr_real_reward`` reports its components through TRL's ``log_metric`` when given (see below).
 
 Dataset columns
 ---------------
@@ -39,8 +40,13 @@ Components (each in [0, 1])
 - total (``sr_real_reward``): LOR = 0.8 accuracy + 0.2 format; DTR = 0.8 accuracy + 0.1 format +
   0.1 detection. Weights are configurable (``RewardWeights``, each path's weights summing to 1).
 
-Train with ``sr_real_reward`` alone (or ``make_sr_real_reward(...)``); the component functions are for
-logging, since TRL would add them up with its own weights.
+Train with ``sr_real_reward`` alone (or ``make_sr_real_reward(...)``) as TRL's ``reward_funcs`` (weight 1,
+logged by TRL as ``rewards/sr_real_reward``): the weights depend on the path a completion is scored on and
+the DTR weights are rescaled without ground-truth centres, which TRL's constant per-function
+``reward_weights`` cannot express. The component functions are for evaluation and analysis. Through TRL's
+``log_metric`` the total also logs, per step, the mean components (``reward/format``, ``reward/accuracy``,
+``reward/detection``), the share of completions taking each path (``path/lor``, ``path/dtr``,
+``path/none``), ``format_failures`` and, with a ``family`` column, ``accuracy/<family>``.
 
 Errors: malformed completions never raise (they score 0). A bad dataset value (unknown path or
 answer_type, unparseable solution, malformed gt_centers) raises ValueError naming the sample index and the
@@ -51,13 +57,15 @@ from __future__ import annotations
 
 import math
 import string
+from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from sr_real_core.answers import canonical_solution, parse_answer
-from sr_real_core.grammar import ANSWER_TYPES, PROMPT_PATHS, ParsedCompletion, parse_completion
+from sr_real_core.grammar import ParsedCompletion, parse_completion
 from sr_real_core.metrics import GroundTruthRegion, clock_distance, matched_center_errors, parse_gt_centers
+from sr_real_core.query import ANSWER_TYPES, PATHS, PROMPT_PATHS
 
 RewardFunction = Callable[..., list[float]]
 
@@ -357,7 +365,7 @@ def make_sr_real_reward(
         answer_types = _column(columns, "answer_type", count, required=True)
         paths = _column(columns, "path", count, required=False)
         centers = _column(columns, "gt_centers", count, required=False)
-        return [
+        scores = [
             score_completion(
                 completion,
                 solution=solutions[index],
@@ -366,11 +374,37 @@ def make_sr_real_reward(
                 gt_centers=centers[index],
                 config=config,
                 index=index,
-            ).total
+            )
             for index, completion in enumerate(completions)
         ]
+        if callable(columns.get("log_metric")):
+            log_components(columns["log_metric"], scores, _column(columns, "family", count, required=False))
+        return [score.total for score in scores]
 
     return sr_real_reward
+
+
+def log_components(log_metric: Callable[[str, float], None], scores: Sequence[RewardBreakdown],
+                   families: Sequence[str | None]) -> None:
+    """Report the batch's mean components, path shares, format failures and accuracy per question family."""
+    def mean(values):
+        values = list(values)
+        return sum(values) / len(values)
+
+    log_metric("reward/format", mean(s.format for s in scores))
+    log_metric("reward/accuracy", mean(s.accuracy for s in scores))
+    detections = [s.detection for s in scores if s.detection is not None]
+    if detections:
+        log_metric("reward/detection", mean(detections))
+    for taken in (*PATHS, None):
+        log_metric(f"path/{taken or 'none'}", mean(s.completion_path == taken for s in scores))
+    log_metric("format_failures", mean(s.format == 0.0 for s in scores))
+    by_family: dict[str, list[float]] = defaultdict(list)
+    for score, family in zip(scores, families):
+        if family is not None:
+            by_family[family].append(score.accuracy)
+    for family, values in sorted(by_family.items()):
+        log_metric(f"accuracy/{family}", mean(values))
 
 
 accuracy_reward = make_accuracy_reward()

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from sr_real_core.cli import main
+from sr_real.cli import main
 from test_ros_query_service import tiny_model  # noqa: F401 - a fixture
 
 REPO = Path(__file__).resolve().parents[1]
@@ -216,7 +216,7 @@ def test_random_or_truncated_weights_are_named(files, content, capsys):
 
 def sr_real(*argv, env=None, cwd=None):
     environment = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
-    return subprocess.run([sys.executable, "-m", "sr_real_core.cli", *argv], capture_output=True, env=environment,
+    return subprocess.run([sys.executable, "-m", "sr_real.cli", *argv], capture_output=True, env=environment,
                           cwd=cwd, timeout=120)
 
 

@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sr_real_core.cli import main
+from sr_real.cli import main
 from sr_real_core.geometry import Intrinsics
 from sr_real_core.scenes import load_scenes
 

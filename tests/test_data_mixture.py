@@ -9,11 +9,11 @@ import pytest
 import yaml
 from datasets import load_dataset
 
-from sr_real_core.cli import main
+from sr_real.cli import main
 from sr_real_core.data.mixture import SFT_KINDS, ConfigError, MixtureConfig, build_mixture, load_mixture, split_scenes
-from sr_real_core.data.marks import REGION_TOKEN
 from sr_real_core.data.synth import SynthConfig, synthesize
 from sr_real_core.grammar import Detection, build_prompt, parse_completion, render_dtr, render_lor
+from sr_real_core.marks import REGION_TOKEN
 from sr_real_core.rewards import make_accuracy_reward, make_detection_reward
 
 REPO = Path(__file__).resolve().parents[1]

@@ -13,15 +13,15 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from sr_real.cli import main
 from sr_real_core.answers import parse_length_m
-from sr_real_core.cli import main
 from sr_real_core.data.facts import unambiguous_names
-from sr_real_core.data.marks import MARK_COLOURS, REGION_TOKEN
 from sr_real_core.data.qa import QAConfig, generate_qa, load_qa
 from sr_real_core.data.rewrite import CoTRewriter, RewriteConfig
 from sr_real_core.data.synth import SynthConfig, synthesize
 from sr_real_core.data.units import LengthStyle, say_length
 from sr_real_core.grammar import parse_completion
+from sr_real_core.marks import MARK_COLOURS, REGION_TOKEN
 from sr_real_core.rewards import score_completion
 from sr_real_core.scenes import Scene, load_scenes, write_scenes
 

@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 import pytest
 
-from sr_real_core.cli import main
+from sr_real.cli import main
 from sr_real_core.data.synth import SynthConfig, gravity_box, render_scene, synthesize
 from sr_real_core.scenes import load_scenes
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from sr_real_core.cli import main
+from sr_real.cli import main
 from sr_real_core.evaluation.records import EvaluationInputError, QARecord
 from sr_real_core.evaluation.run_model import region_prompt
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from sr_real_core.cli import main
+from sr_real.cli import main
 from sr_real_core.evaluation.compare import compare_table
 from sr_real_core.evaluation.gallery import select_examples
 from sr_real_core.evaluation.scoring import Verdict

@@ -17,10 +17,10 @@ from sr_real_core.grammar import (
     find_detection,
     normalise_ref,
     parse_completion,
-    reference_path,
     render_dtr,
     render_lor,
 )
+from sr_real_core.query import reference_path
 
 SPEC_DTR = (
     "<detect>Find 2 relevant objects:\n"

@@ -5,8 +5,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from sr_real_core.cli import main
-from sr_real_core.inference import Query, SpatialReasoner, length_of_answer, prompt_path
+from sr_real.cli import main
+from sr_real_core.inference import SpatialReasoner, length_of_answer
+from sr_real_core.query import Query, prompt_path
 
 DTR_COMPLETION = ('<detect>Find 1 relevant object:\n<3d_box center="0.02,1.06,2.03">chair (red bbox)</3d_box>'
                   "</detect>\n<think>The chair is 2.03 m ahead.</think>\n<answer>2.03 m</answer>")
@@ -114,7 +115,7 @@ def test_ask_reports_bad_input_without_a_traceback(tiny_dir, files, capsys):
 
 
 def test_regions_are_marked_on_the_images_as_in_training():
-    from sr_real_core.data.marks import MARK_COLOURS
+    from sr_real_core.marks import MARK_COLOURS
     from sr_real_core.inference import marked_images
 
     images = [np.zeros((40, 60, 3), np.uint8), np.zeros((40, 60, 3), np.uint8)]

@@ -9,9 +9,9 @@ import time
 import numpy as np
 import pytest
 
-from fuzz_messages import MSGTYPES, answer_after, feed_frame, fuzz_input, query, scripted_node, send, valid
-from sr_real_core.dds.transport import DdsTransport
-from sr_real_core.ros_types import rosbags_message
+from sr_real_core.ros.dds.transport import DdsTransport
+from sr_real_core.ros.types import rosbags_message
+from support.fuzz_messages import MSGTYPES, answer_after, feed_frame, fuzz_input, query, scripted_node, send, valid
 
 FUZZ_EXAMPLES = 50  # per input type and run; benchmarks/bench_fuzz.py sends 10,000 per type
 

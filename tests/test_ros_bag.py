@@ -6,12 +6,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sr_real_core.cli import main
-from sr_real_core.ros_msgs import camera_info_intrinsics, compressed_to_rgb
-from sr_real_core.spatial_query.bag import BagError, bag_connections, bag_topics, play_bag, read_bag
-from sr_real_core.spatial_query.config import SpatialQueryConfig
-from sr_real_core.spatial_query.scripted import ScriptedEngine
-from sr_real_core.spatial_query.service import SpatialQueryService
+from sr_real.cli import main
+from sr_real_core.ros.bag import BagError, bag_connections, bag_topics, play_bag, read_bag
+from sr_real_core.ros.config import SpatialQueryConfig
+from sr_real_core.ros.msgs import camera_info_intrinsics, compressed_to_rgb
+from sr_real_core.ros.service import SpatialQueryService
+from support.scripted import ScriptedEngine
 from test_ros_query_service import tiny_model  # noqa: F401 - a fixture
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "rosbag2"

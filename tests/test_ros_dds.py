@@ -6,18 +6,19 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 from cyclonedds.idl._machinery import BytesMachine
 from rosbags.typesys import Stores
 
-from sr_real_core.dds.idl import dds_typename, idl_type, to_message
-from sr_real_core.dds.transport import dds_topic, loopback_config
-from sr_real_core.ros_msgs import image_dict
-from sr_real_core.ros_types import NODE_MESSAGE_TYPES, rosbags_message, typestore
-from sr_real_core.spatial_query import outputs
-from sr_real_core.spatial_query.config import SpatialQueryConfig
+from sr_real_core.ros import outputs
+from sr_real_core.ros.config import SpatialQueryConfig
+from sr_real_core.ros.dds.idl import dds_typename, idl_type, to_message
+from sr_real_core.ros.dds.transport import dds_topic, loopback_config
+from sr_real_core.ros.msgs import image_dict
+from sr_real_core.ros.types import NODE_MESSAGE_TYPES, rosbags_message, typestore
 from test_ros_query_service import tiny_model  # noqa: F401 - a fixture
 
 HEADER = {"stamp": {"sec": 1700000000, "nanosec": 123456789}, "frame_id": "camera_color_optical_frame"}
@@ -77,7 +78,7 @@ def test_big_endian_depth_survives_the_wire():
     values = depth_image(millimetres)
     reference = typestore().serialize_cdr(rosbags_message("sensor_msgs/msg/Image", values), "sensor_msgs/msg/Image")
     assert to_message("sensor_msgs/msg/Image", values).serialize() == reference
-    from sr_real_core.ros_msgs import depth_to_metres
+    from sr_real_core.ros.msgs import depth_to_metres
 
     metres = depth_to_metres(idl_type("sensor_msgs/msg/Image").deserialize(reference))
     assert np.allclose(metres[np.isfinite(metres)], millimetres[millimetres > 0] * 0.001)
@@ -133,12 +134,13 @@ def domain_for(offset):
     return 100 + (os.getpid() * 7 + offset) % 120
 
 
-NODE_SCRIPT = """
+NODE_SCRIPT = f"""
 import sys, threading
-from sr_real_core.dds.transport import DdsTransport
-from sr_real_core.spatial_query.config import SpatialQueryConfig
-from sr_real_core.spatial_query.scripted import ScriptedEngine
-from sr_real_core.spatial_query.service import SpatialQueryService
+sys.path.insert(0, {str(Path(__file__).resolve().parent)!r})  # the test doubles in tests/support
+from sr_real_core.ros.config import SpatialQueryConfig
+from sr_real_core.ros.dds.transport import DdsTransport
+from sr_real_core.ros.service import SpatialQueryService
+from support.scripted import ScriptedEngine
 domain, completion, seconds = int(sys.argv[1]), sys.argv[2], float(sys.argv[3])
 config = SpatialQueryConfig(model="scripted", diagnostics_period_s=0.5)
 transport = DdsTransport(config, domain_id=domain)
@@ -168,7 +170,7 @@ def stop_node(node):
 
 def connect(domain, node):
     """A client on `domain` once the node process is up on it; fails with the node's output if it exits."""
-    from sr_real_core.dds.client import DdsNodeClient
+    from support.dds_client import DdsNodeClient
 
     client = DdsNodeClient(SpatialQueryConfig(model="unused"), domain_id=domain)
     deadline = time.monotonic() + NODE_START_S
@@ -247,7 +249,7 @@ def test_end_to_end_with_markers_and_detections(loopback_env):
 
 def test_sr_real_serve_dds_with_the_real_engine(loopback_env, tiny_model):
     domain = domain_for(2)
-    command = [sys.executable, "-m", "sr_real_core.cli", "serve", "--transport", "dds", "--loopback",
+    command = [sys.executable, "-m", "sr_real.cli", "serve", "--transport", "dds", "--loopback",
                "--domain-id", str(domain), "--model", str(tiny_model), "-p", "max_new_tokens=16", "--duration", "120"]
     node = start_node(command, loopback_env)
     try:

@@ -9,10 +9,10 @@ import pytest
 from rosbags.image import message_to_cvimage
 
 from sr_real_core.geometry import CalibrationError
-from sr_real_core.ros_msgs import (ImageMessageError, byte_buffer, camera_info_intrinsics, check_colour_image,
+from sr_real_core.ros.msgs import (ImageMessageError, byte_buffer, camera_info_intrinsics, check_colour_image,
                                    check_compressed_image, check_depth_image, compressed_to_rgb, depth_to_metres,
                                    detection_box, detection_label, image_to_rgb)
-from sr_real_core.ros_types import rosbags_message
+from sr_real_core.ros.types import rosbags_message
 
 HEADER = {"stamp": {"sec": 3, "nanosec": 500}, "frame_id": "camera_color_optical_frame"}
 RNG = np.random.default_rng(7)

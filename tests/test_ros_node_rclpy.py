@@ -23,9 +23,9 @@ from std_msgs.msg import String  # noqa: E402
 from visualization_msgs.msg import MarkerArray  # noqa: E402
 
 from sr_real import spatial_query_node  # noqa: E402
-from sr_real_core.ros_msgs import depth_to_metres, image_to_rgb  # noqa: E402
-from sr_real_core.spatial_query import outputs  # noqa: E402
-from sr_real_core.spatial_query.scripted import ScriptedEngine  # noqa: E402
+from sr_real_core.ros import outputs  # noqa: E402
+from sr_real_core.ros.msgs import depth_to_metres, image_to_rgb  # noqa: E402
+from support.scripted import ScriptedEngine  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 WIDTH, HEIGHT = 80, 60
@@ -195,7 +195,7 @@ def test_launch_description_declares_the_arguments():
 def test_the_real_engine_in_the_node(tmp_path):
     """The tiny model through the rclpy node (needs torch and transformers: pip install -r requirements.txt)."""
     pytest.importorskip("transformers", reason="needs the Python requirements (pip install -r requirements.txt)")
-    from sr_real_core.cli import main
+    from sr_real.cli import main
 
     assert main(["model", "tiny", "--out", str(tmp_path / "tiny")]) == 0
     node = spatial_query_node.SpatialQueryNode(parameter_overrides=[

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from sr_real_core.cli import main
-from sr_real_core.spatial_query.config import SpatialQueryConfig, parameter_specs
-from sr_real_core.spatial_query.service import OUTPUT_ENDPOINTS
+from sr_real.cli import main
+from sr_real_core.ros.config import SpatialQueryConfig, parameter_specs
+from sr_real_core.ros.service import OUTPUT_ENDPOINTS
 
 ROOT = Path(__file__).resolve().parents[1]
 COLCON = Path(sys.executable).with_name("colcon")
@@ -40,7 +40,8 @@ def test_colcon_installs_what_ros2_launch_needs(installed):
     assert "spatial_query_node" in executable.read_text()
     site = next((installed / "lib").glob("python3*/site-packages"))
     assert (site / "sr_real" / "spatial_query_node.py").is_file()
-    assert (site / "sr_real_core" / "spatial_query" / "service.py").is_file()
+    assert (site / "sr_real_core" / "ros" / "service.py").is_file()
+    assert (site / "sr_real" / "training" / "grpo.py").is_file() and not (site / "training").exists()
 
 
 def test_package_xml_declares_the_node_dependencies():
@@ -93,8 +94,8 @@ def test_rviz_config_shows_the_node_outputs():
 
 
 def test_nothing_needs_ros_to_import_and_the_ros_transport_says_what_is_missing(capsys):
-    probe = ("import sys, sr_real, sr_real_core.serve_cli, sr_real_core.spatial_query.service, "
-             "sr_real_core.dds.transport; assert 'rclpy' not in sys.modules")
+    probe = ("import sys, sr_real, sr_real_core.ros.cli, sr_real_core.ros.service, "
+             "sr_real_core.ros.dds.transport; assert 'rclpy' not in sys.modules")
     assert subprocess.run([sys.executable, "-c", probe], capture_output=True, timeout=60).returncode == 0
     try:
         import rclpy  # noqa: F401

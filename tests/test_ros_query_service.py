@@ -9,16 +9,16 @@ import cv2
 import numpy as np
 import pytest
 
-from sr_real_core.cli import main
+from sr_real.cli import main
 from sr_real_core.geometry import Intrinsics, depth_to_points
 from sr_real_core.inference import SpatialReasoner
-from sr_real_core.ros_types import rosbags_message
-from sr_real_core.spatial_query import outputs
-from sr_real_core.spatial_query.config import SpatialQueryConfig, parameter_specs
-from sr_real_core.spatial_query.frames import HISTORY
-from sr_real_core.spatial_query.requests import QueryError, parse_query, project_points
-from sr_real_core.spatial_query.scripted import ScriptedEngine
-from sr_real_core.spatial_query.service import SpatialQueryService, input_endpoints
+from sr_real_core.ros import outputs
+from sr_real_core.ros.config import SpatialQueryConfig, parameter_specs
+from sr_real_core.ros.frames import HISTORY
+from sr_real_core.ros.requests import QueryError, parse_query, project_points
+from sr_real_core.ros.service import SpatialQueryService, input_endpoints
+from sr_real_core.ros.types import rosbags_message
+from support.scripted import ScriptedEngine
 
 WIDTH, HEIGHT = 80, 60
 FRAME = "camera_color_optical_frame"

@@ -6,9 +6,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from training.config import ConfigError, config_from_dict, load_config
-from training.prompts import path_for, question_of, with_auto_prompt, with_path
-from training.quickstart import load_recipe
+from sr_real.training.config import ConfigError, config_from_dict, load_config
+from sr_real.training.prompts import path_for, question_of, with_auto_prompt, with_path
+from sr_real.training.quickstart import load_recipe
 
 CONFIGS = Path(__file__).resolve().parents[1] / "training" / "configs"
 RUN_CONFIGS = sorted(p for p in CONFIGS.glob("*.yaml") if yaml.safe_load(p.read_text()).get("stage"))
@@ -90,13 +90,14 @@ def test_overrides_merge_into_nested_sections(tmp_path):
 
 
 def test_the_cli_registers_without_importing_torch():
-    code = ("import argparse, sys, training.cli; training.cli.register(argparse.ArgumentParser().add_subparsers());"
+    code = ("import argparse, sys, sr_real.training.cli; "
+            "sr_real.training.cli.register(argparse.ArgumentParser().add_subparsers());"
             "sys.exit('torch' in sys.modules or 'trl' in sys.modules)")
     assert subprocess.run([sys.executable, "-c", code], cwd=CONFIGS.parents[1]).returncode == 0
 
 
 def test_sft_cli_reports_a_bad_config_with_its_field(tmp_path, capsys):
-    from sr_real_core.cli import main
+    from sr_real.cli import main
 
     path = tmp_path / "bad.yaml"
     path.write_text(yaml.safe_dump({**MINIMAL, "trainer": {"warmup_stepz": 3}}))

@@ -6,8 +6,8 @@ import json
 import pytest
 import yaml
 
-from training.ablations import VARIANTS, run_ablations
-from training.quickstart import DEFAULT_RECIPE, REPO, run_quickstart
+from sr_real.training.ablations import VARIANTS, run_ablations
+from sr_real.training.quickstart import DEFAULT_RECIPE, REPO, run_quickstart
 
 PATHS = ("lor", "dtr", "auto")
 REQUIRED = {"qualitative_accuracy", "quantitative_success", "abs_rel", "center_error_median_m", "mean_reward",

@@ -11,11 +11,11 @@ from types import SimpleNamespace
 import pytest
 import yaml
 
+from sr_real.training.config import load_config
+from sr_real.training.quickstart import ScenesSettings, synthetic_mixture
+from sr_real.training.train import build_trainer
+from sr_real.training.trainable import trainable_summary
 from sr_real_core.model.tiny import write_tiny_model
-from training.config import load_config
-from training.quickstart import ScenesSettings, synthetic_mixture
-from training.trainable import trainable_summary
-from training.train import build_trainer
 
 CONFIGS = Path(__file__).resolve().parents[1] / "training" / "configs"
 RECIPES = sorted(p for p in CONFIGS.glob("qwen*.yaml"))

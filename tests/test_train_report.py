@@ -1,9 +1,9 @@
 """The quickstart's report and the ablation table render from results of the documented shape."""
 import json
 
-from training.ablations import VARIANTS, ablation_markdown
-from training.evaluate import PathMetrics
-from training.report import answer_bias, refresh_report, target_checks, write_report
+from sr_real.training.ablations import VARIANTS
+from sr_real.training.evaluate import PathMetrics
+from sr_real.training.report import ablation_markdown, answer_bias, refresh_report, target_checks, write_report
 
 
 def path_metrics(quality: float, dtr_share: float, centre: float | None) -> dict:

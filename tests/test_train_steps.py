@@ -7,14 +7,15 @@ import pytest
 import torch
 from transformers import TrainerCallback
 
+from sr_real.training.config import config_from_dict
+from sr_real.training.grpo import FRAMES, SRRealGRPOTrainer
+from sr_real.training.quickstart import ScenesSettings, synthetic_mixture
+from sr_real.training.runs import STAGING, last_checkpoint, read_log
+from sr_real.training.spatial import (encode, join_visual_inputs, record_visuals, split_visual_inputs,
+                                     user_turns_with_images)
+from sr_real.training.train import build_trainer, train
+from sr_real.training.trainable import group_of
 from sr_real_core.model.tiny import write_tiny_model
-from training.config import config_from_dict
-from training.grpo import FRAMES, SRRealGRPOTrainer
-from training.quickstart import ScenesSettings, synthetic_mixture
-from training.runs import STAGING, last_checkpoint, read_log
-from training.spatial import encode, join_visual_inputs, record_visuals, split_visual_inputs, user_turns_with_images
-from training.train import build_trainer, train
-from training.trainable import group_of
 
 CPU = {"use_cpu": True, "bf16": False, "gradient_checkpointing": False, "logging_steps": 1, "save_steps": 100,
        "learning_rate": 1e-3}

@@ -23,30 +23,31 @@ import time
 from pathlib import Path
 from typing import Any
 
-from training.config import load_config
-from training.report import fmt, table
+from sr_real.training.config import load_config
+from sr_real.training.report import ablation_markdown, refresh_report
+from sr_real_core.query import PROMPT_PATHS
+from sr_real_core.rewards import DEFAULT_WEIGHTS
 
+# The default DTR weights with the detection reward's weight moved to the format reward.
+NO_DETECTION_WEIGHTS = {"dtr_accuracy": DEFAULT_WEIGHTS.dtr_accuracy, "dtr_detection": 0.0,
+                        "dtr_format": DEFAULT_WEIGHTS.dtr_format + DEFAULT_WEIGHTS.dtr_detection}
 VARIANTS: dict[str, dict[str, Any]] = {
     "lor_only": {"sft": {"data": {"kinds": ["lor_cot", "grounding_2d"]}}, "rl": {"rl": {"path_mode": "lor"}},
                  "paths": ["lor"], "ablation": "joint vs single path"},
     "dtr_only": {"sft": {"data": {"kinds": ["dtr_cot", "grounding_3d", "region_qa"]}},
                  "rl": {"rl": {"path_mode": "dtr"}}, "paths": ["dtr"], "ablation": "joint vs single path"},
-    "cot_only": {"sft": {"data": {"kinds": ["lor_cot", "dtr_cot"]}}, "rl": {}, "paths": ["lor", "dtr", "auto"],
+    "cot_only": {"sft": {"data": {"kinds": ["lor_cot", "dtr_cot"]}}, "rl": {}, "paths": list(PROMPT_PATHS),
                  "ablation": "blended vs single-source cold start"},
-    "no_detection": {"sft": None, "rl": {"rl": {"reward": {"dtr_accuracy": 0.8, "dtr_format": 0.2,
-                                                           "dtr_detection": 0.0}}},
-                     "paths": ["dtr", "auto"], "ablation": "RL with vs without the detection reward"},
+    "no_detection": {"sft": None, "rl": {"rl": {"reward": NO_DETECTION_WEIGHTS}}, "paths": ["dtr", "auto"],
+                     "ablation": "RL with vs without the detection reward"},
 }
-COLUMNS = (("accuracy", "accuracy", "pct"), ("qualitative_accuracy", "qualitative", "pct"),
-           ("quantitative_success", "quantitative", "pct"), ("center_error_median_m", "centre err (m)", "num"),
-           ("mean_reward", "mean reward", "num"), ("format_failure_rate", "format failures", "pct"))
 
 
 def run_ablations(out: str | Path = "runs/ablations", quickstart: str | Path = "runs/quickstart",
                   recipe: str | Path | None = None, max_steps: int | None = None) -> dict[str, Any]:
-    from training.evaluate import evaluate_paths
-    from training.quickstart import DEFAULT_RECIPE, load_recipe, run_quickstart
-    from training.train import train
+    from sr_real.training.evaluate import evaluate_paths
+    from sr_real.training.quickstart import DEFAULT_RECIPE, load_recipe, run_quickstart
+    from sr_real.training.train import train
 
     recipe = recipe or DEFAULT_RECIPE
     out, quickstart = Path(out), Path(quickstart)
@@ -79,8 +80,6 @@ def run_ablations(out: str | Path = "runs/ablations", quickstart: str | Path = "
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     (out / "ablations.md").write_text(ablation_markdown(results) + "\n", encoding="utf-8")
-    from training.report import refresh_report
-
     refresh_report(quickstart)  # the quickstart's report gains the ablation table
     print(f"\nablations finished in {results['minutes']:.1f} min: {out / 'ablations.md'}", flush=True)
     return results
@@ -92,29 +91,3 @@ def _deep(overrides: dict[str, Any], common: dict[str, Any]) -> dict[str, Any]:
     if "data" in overrides:
         merged["data"] = {**common["data"], **overrides["data"]}
     return merged
-
-
-def ablation_markdown(results: dict[str, Any]) -> str:
-    """One row per (model, path asked, stage): the figures of `COLUMNS` on the held-out questions."""
-    rows = []
-    comparisons = (("joint vs single path", ("lor_only", "dtr_only")),
-                   ("blended vs single-source cold start", ("cot_only",)),
-                   ("RL with vs without the detection reward", ("no_detection",)))
-    for ablation, names in comparisons:
-        for name in names:
-            variant = results["variants"].get(name)
-            if variant is None:
-                continue
-            for path in variant["rl"]:
-                for stage in ("sft", "rl"):
-                    base = results["baseline"][stage].get(path, {})
-                    mine = variant[stage][path]
-                    rows.append([ablation, f"baseline (joint, blended, all rewards)", path, stage.upper()]
-                                + [fmt(base.get(k), kind) for k, _, kind in COLUMNS])
-                    rows.append([ablation, name, path, stage.upper()]
-                                + [fmt(mine.get(k), kind) for k, _, kind in COLUMNS])
-    header = ["ablation", "model", "path asked", "after"] + [heading for _, heading, _ in COLUMNS]
-    minutes = results.get("minutes")
-    note = (f"Runtime: {minutes:.1f} min for the variants (the baseline is the quickstart's own run).\n\n"
-            if minutes else "")
-    return note + table(header, rows)

@@ -11,7 +11,7 @@ def _fail(error: Exception) -> int:
 
 
 def _cmd_stage(args: argparse.Namespace) -> int:
-    from training.config import ConfigError, load_config
+    from sr_real.training.config import ConfigError, load_config
 
     try:
         config = load_config(args.config, {"output_dir": args.output_dir} if args.output_dir else None)
@@ -20,15 +20,15 @@ def _cmd_stage(args: argparse.Namespace) -> int:
                               f"`sr-real train {config.stage}`")
     except ConfigError as error:
         return _fail(error)
-    from training.train import train
+    from sr_real.training.train import train
 
     print(train(config, args.max_steps))
     return 0
 
 
 def _cmd_quickstart(args: argparse.Namespace) -> int:
-    from training.config import ConfigError
-    from training.quickstart import run_quickstart
+    from sr_real.training.config import ConfigError
+    from sr_real.training.quickstart import run_quickstart
 
     try:
         run_quickstart(args.out, args.recipe, args.max_steps)
@@ -38,8 +38,8 @@ def _cmd_quickstart(args: argparse.Namespace) -> int:
 
 
 def _cmd_ablations(args: argparse.Namespace) -> int:
-    from training.ablations import run_ablations
-    from training.config import ConfigError
+    from sr_real.training.ablations import run_ablations
+    from sr_real.training.config import ConfigError
 
     try:
         run_ablations(args.out, args.quickstart, args.recipe, args.max_steps)
@@ -49,7 +49,7 @@ def _cmd_ablations(args: argparse.Namespace) -> int:
 
 
 def register(commands: argparse._SubParsersAction) -> None:
-    from training.quickstart import DEFAULT_RECIPE
+    from sr_real.training.quickstart import DEFAULT_RECIPE
 
     train = commands.add_parser("train", help="cold-start SFT, GRPO, the CPU quickstart and the ablations")
     actions = train.add_subparsers(dest="train_command", required=True, metavar="ACTION")

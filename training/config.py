@@ -31,6 +31,7 @@ from typing import Any
 
 import yaml
 
+from sr_real_core.query import PATH_MODES
 from sr_real_core.rewards import DEFAULT_CONFIG as DEFAULT_REWARD_CONFIG
 from sr_real_core.rewards import RewardConfig, RewardWeights
 
@@ -39,7 +40,8 @@ MODULE_GROUPS = ("vision", "projector", "region3d", "llm")
 TRAIN_MODES = ("full", "lora", "frozen")
 # How RL prompts choose their path: the mixture's own `path` column, one path for all, the reference's rule
 # (DTR when the question has regions, else LOR) or auto (the policy chooses; rewards follow its choice).
-PATH_MODES = ("dataset", "lor", "dtr", "reference", "auto")
+RL_PATH_MODES = ("dataset", *PATH_MODES)
+GROUP_FILTER = (0.2, 0.99)  # the online filter's default: the reference's (low, high) mean-reward bounds
 DTYPES = ("bfloat16", "float16", "float32")
 
 
@@ -106,7 +108,7 @@ class RLSettings:
     path_mode: str | dict[str, float] = "dataset"
     # Online filter: keep the prompt groups whose mean total reward lies in (low, high), exclusive; the other
     # groups leave the loss (no gradient, no KL term). The reference keeps (0.2, 0.99).
-    group_filter: tuple[float, float] | None = (0.2, 0.99)
+    group_filter: tuple[float, float] | None = GROUP_FILTER
     reward: RewardSettings = field(default_factory=RewardSettings)
 
 
@@ -300,8 +302,8 @@ def _validate(config: RunConfig) -> None:
 def _validate_rl(rl: RLSettings) -> None:
     modes = rl.path_mode if isinstance(rl.path_mode, dict) else {rl.path_mode: 1.0}
     for mode, share in modes.items():
-        if mode not in PATH_MODES:
-            raise _FieldError("rl.path_mode", f"unknown path mode {mode!r} (allowed: {', '.join(PATH_MODES)})")
+        if mode not in RL_PATH_MODES:
+            raise _FieldError("rl.path_mode", f"unknown path mode {mode!r} (allowed: {', '.join(RL_PATH_MODES)})")
         if share < 0:
             raise _FieldError(f"rl.path_mode.{mode}", f"a share must be non-negative, got {share}")
     if not sum(modes.values()) > 0:

@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-EVAL_PATHS = ("lor", "dtr", "auto")
+from sr_real_core.query import PROMPT_PATHS
 
 
 @dataclass
@@ -36,7 +36,7 @@ class PathMetrics:
         return asdict(self)
 
 
-def evaluate_paths(model_dir: str | Path, qa: str | Path, out: str | Path, paths=EVAL_PATHS, batch_size: int = 16,
+def evaluate_paths(model_dir: str | Path, qa: str | Path, out: str | Path, paths=PROMPT_PATHS, batch_size: int = 16,
                    max_new_tokens: int = 384) -> dict[str, dict[str, Any]]:
     """Figures per path mode of the checkpoint `model_dir` on the QA file `qa` (see the module docstring)."""
     from sr_real_core.evaluation.pipeline import EvalConfig, evaluate

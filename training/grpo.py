@@ -1,5 +1,8 @@
 """Dual-path GRPO on TRL's `GRPOTrainer`, with the rewards of `sr_real_core.rewards`.
 
+The reward is `sr_real_core.rewards.make_sr_real_reward(...)`, passed as TRL's `reward_funcs` (TRL logs it as
+`rewards/sr_real_reward/mean`; its components go through TRL's `log_metric`, see below).
+
 TRL does the algorithm: sampling `num_generations` completions per prompt (`temperature`, `top_p`), group
 advantages, the clipped objective with asymmetric clipping (`epsilon`, `epsilon_high`) and dual clip
 (`delta`), the KL term against the reference (`beta`, TRL's k3 estimator = the reference's low-variance KL),
@@ -41,8 +44,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
-from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 import torch
@@ -51,53 +53,13 @@ from trl import GRPOTrainer
 from trl.trainer import grpo_trainer
 
 import sr_real_core.model.modeling  # noqa: F401  (registers SR-REAL with AutoModelForImageTextToText)
-from sr_real_core.rewards import RewardConfig, score_completion
-from training.runs import AtomicCheckpoints
-from training.spatial import encode, join_visual_inputs, record_visuals, split_visual_inputs, user_turns_with_images
+from sr_real.training.config import GROUP_FILTER
+from sr_real.training.runs import AtomicCheckpoints
+from sr_real.training.spatial import (encode, join_visual_inputs, record_visuals, split_visual_inputs,
+                                     user_turns_with_images)
+from sr_real_core.rewards import RewardConfig, make_sr_real_reward
 
 FRAMES = "frames"  # the RL dataset's image column; not "images", which would route images around our processor
-
-
-# ------------------------------------------------------------------------------------------------ reward
-
-
-def make_reward(reward_config: RewardConfig):
-    """The training reward: `rewards.score_completion`'s total, logging its components per step."""
-
-    def sr_real_reward(completions: Sequence[Any], solution, answer_type, path=None, gt_centers=None, family=None,
-                       log_metric=None, **_: Any) -> list[float]:
-        count = len(completions)
-        paths = path or [None] * count
-        centers = gt_centers or [None] * count
-        scores = [score_completion(completion, solution=solution[i], answer_type=answer_type[i], path=paths[i],
-                                   gt_centers=centers[i], config=reward_config, index=i)
-                  for i, completion in enumerate(completions)]
-        if log_metric is not None:
-            _log_components(log_metric, scores, family or [None] * count)
-        return [score.total for score in scores]
-
-    return sr_real_reward
-
-
-def _log_components(log_metric, scores, families) -> None:
-    def mean(values):
-        values = list(values)
-        return sum(values) / len(values)
-
-    log_metric("reward/format", mean(s.format for s in scores))
-    log_metric("reward/accuracy", mean(s.accuracy for s in scores))
-    detections = [s.detection for s in scores if s.detection is not None]
-    if detections:
-        log_metric("reward/detection", mean(detections))
-    for taken in ("lor", "dtr", None):
-        log_metric(f"path/{taken or 'none'}", mean(s.completion_path == taken for s in scores))
-    log_metric("format_failures", mean(s.format == 0.0 for s in scores))
-    by_family: dict[str, list[float]] = defaultdict(list)
-    for score, family in zip(scores, families):
-        if family is not None:
-            by_family[family].append(score.accuracy)
-    for family, values in sorted(by_family.items()):
-        log_metric(f"accuracy/{family}", mean(values))
 
 
 # ------------------------------------------------------------------------------------------- the trainer
@@ -132,7 +94,7 @@ def _reference_models_as_image_text_to_text():
 class SRRealGRPOTrainer(AtomicCheckpoints, GRPOTrainer):
     """TRL's GRPOTrainer with SR-REAL's regions and depth, and the online group filter (see the module doc)."""
 
-    def __init__(self, *args, group_filter: tuple[float, float] | None = (0.2, 0.99), use_depth: bool = True,
+    def __init__(self, *args, group_filter: tuple[float, float] | None = GROUP_FILTER, use_depth: bool = True,
                  **kwargs):
         if kwargs["args"].use_vllm:
             raise ValueError("use_vllm: vLLM cannot compute SR-REAL's region tokens and 3D positional encoding; "
@@ -227,6 +189,9 @@ class SRRealGRPOTrainer(AtomicCheckpoints, GRPOTrainer):
 
 def build_grpo_trainer(model, processor, args, train_dataset, reward_config: RewardConfig,
                        group_filter: tuple[float, float] | None, use_depth: bool, callbacks=()) -> SRRealGRPOTrainer:
-    return SRRealGRPOTrainer(model=model, reward_funcs=[make_reward(reward_config)], args=args,
+    """The trainer with the total reward of `sr_real_core.rewards` as TRL's one reward function (weight 1)."""
+    reward = make_sr_real_reward(weights=reward_config.weights, detection_norm=reward_config.detection_norm,
+                                 direction_near_credit=reward_config.direction_near_credit)
+    return SRRealGRPOTrainer(model=model, reward_funcs=[reward], args=args,
                              train_dataset=train_dataset, processing_class=processor, callbacks=list(callbacks),
                              group_filter=group_filter, use_depth=use_depth)

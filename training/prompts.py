@@ -16,7 +16,8 @@ import hashlib
 from collections.abc import Mapping
 from typing import Any
 
-from sr_real_core.grammar import ANSWER_TYPES, build_prompt, reference_path
+from sr_real_core.grammar import build_prompt
+from sr_real_core.query import ANSWER_TYPES, reference_path
 
 COT_PATHS = {"lor_cot": "lor", "dtr_cot": "dtr"}
 

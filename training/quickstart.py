@@ -27,8 +27,8 @@ from typing import Any
 
 import yaml
 
-from training.config import ConfigError, from_mapping, load_config
-from training.showcase import RealFrame
+from sr_real.training.config import ConfigError, from_mapping, load_config
+from sr_real.training.showcase import RealFrame
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_RECIPE = REPO / "training" / "configs" / "quickstart.yaml"
@@ -96,7 +96,7 @@ class Stopwatch:
 def run_quickstart(out: str | Path = "runs/quickstart", recipe: str | Path = DEFAULT_RECIPE,
                    max_steps: int | None = None) -> dict[str, Any]:
     """Run every stage (see the module docstring); returns the content of metrics.json."""
-    from training.train import train
+    from sr_real.training.train import train
 
     config = load_recipe(recipe)
     out = Path(out)
@@ -121,7 +121,7 @@ def run_quickstart(out: str | Path = "runs/quickstart", recipe: str | Path = DEF
         showcase = run_showcase(rl_model, out / "showcase", config, scenes, manifest["scenes"]["eval"][0])
     metrics = {"sft": results["sft"], "rl": results["rl"], "minutes": round(clock.total(), 2)}
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
-    from training.report import write_report
+    from sr_real.training.report import write_report
 
     facts = {"stage_minutes": clock.minutes, "load_average": clock.load, "manifest": manifest,
              "recipe": asdict(config), "max_steps": max_steps,
@@ -156,7 +156,7 @@ def held_out_questions(mixture_dir: Path, count: int, seed: int) -> Path:
 
 
 def _evaluate(model: Path, qa: Path, out: Path, settings: EvalSettings) -> dict[str, Any]:
-    from training.evaluate import evaluate_paths
+    from sr_real.training.evaluate import evaluate_paths
 
     return evaluate_paths(model, qa, out, batch_size=settings.batch_size, max_new_tokens=settings.max_new_tokens)
 
@@ -164,7 +164,7 @@ def _evaluate(model: Path, qa: Path, out: Path, settings: EvalSettings) -> dict[
 def run_showcase(model: Path, out: Path, config: QuickstartConfig, scenes: Path, heldout_scene: str) -> dict[str, Any]:
     """Answers on a held-out rendered scene, the bundled tabletop and, if present, a real RGB-D frame."""
     from sr_real_core.inference import SpatialReasoner
-    from training.showcase import ask_about_scene, one_scene, real_frame_scenes
+    from sr_real.training.showcase import ask_about_scene, one_scene, real_frame_scenes
 
     reasoner = SpatialReasoner.from_pretrained(str(model), max_new_tokens=config.eval.max_new_tokens)
     settings = config.showcase

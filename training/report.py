@@ -15,9 +15,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from training.runs import read_log
+from sr_real.training.runs import read_log
+from sr_real_core.query import PROMPT_PATHS
 
-PATHS = ("lor", "dtr", "auto")
 TABLE_METRICS = (  # key, heading, format
     ("qualitative_accuracy", "qualitative acc.", "pct"),
     ("quantitative_success", "quantitative success", "pct"),
@@ -52,8 +52,8 @@ def target_checks(metrics: Mapping[str, Any]) -> list[tuple[str, str, bool]]:
     """(target, measured, met) for each target of the training issue, on the RL model."""
     sft, rl = metrics["sft"], metrics["rl"]
     dtr, lor, auto = rl["dtr"], rl["lor"], rl["auto"]
-    reward_gain = [(rl[p]["mean_reward"] or 0) - (sft[p]["mean_reward"] or 0) for p in PATHS]
-    accuracy_gain = [(rl[p]["accuracy"] or 0) - (sft[p]["accuracy"] or 0) for p in PATHS]
+    reward_gain = [(rl[p]["mean_reward"] or 0) - (sft[p]["mean_reward"] or 0) for p in PROMPT_PATHS]
+    accuracy_gain = [(rl[p]["accuracy"] or 0) - (sft[p]["accuracy"] or 0) for p in PROMPT_PATHS]
     best_fixed = max(lor["accuracy"] or 0, dtr["accuracy"] or 0)
     return [
         ("DTR median centre error < 0.35 m", f"{fmt(dtr['center_error_median_m'])} m",
@@ -85,8 +85,8 @@ def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 
 
 def metrics_table(metrics: Mapping[str, Any]) -> str:
-    header = ["metric"] + [f"{path.upper()} {stage}" for path in PATHS for stage in ("SFT", "RL")]
-    rows = [[heading] + [fmt(metrics[stage][path].get(key), kind) for path in PATHS for stage in ("sft", "rl")]
+    header = ["metric"] + [f"{path.upper()} {stage}" for path in PROMPT_PATHS for stage in ("SFT", "RL")]
+    rows = [[heading] + [fmt(metrics[stage][path].get(key), kind) for path in PROMPT_PATHS for stage in ("sft", "rl")]
             for key, heading, kind in TABLE_METRICS]
     return table(header, rows)
 
@@ -142,9 +142,9 @@ def _plot_metrics(path: Path, metrics: Mapping[str, Any]) -> Path:
     figure, axes = plt.subplots(1, len(keys), figsize=(10, 3.2))
     for axis, (key, label) in zip(axes, keys):
         for offset, stage in ((-0.2, "sft"), (0.2, "rl")):
-            values = [metrics[stage][p].get(key) or 0.0 for p in PATHS]
-            axis.bar([i + offset for i in range(len(PATHS))], values, width=0.4, label=stage.upper())
-        axis.set_xticks(range(len(PATHS)), [p.upper() for p in PATHS])
+            values = [metrics[stage][p].get(key) or 0.0 for p in PROMPT_PATHS]
+            axis.bar([i + offset for i in range(len(PROMPT_PATHS))], values, width=0.4, label=stage.upper())
+        axis.set_xticks(range(len(PROMPT_PATHS)), [p.upper() for p in PROMPT_PATHS])
         axis.set_title(label)
         axis.set_ylim(0, 1)
     axes[0].legend()
@@ -309,7 +309,35 @@ def _ablations(directory: Path) -> str:
     if not results.is_file():
         return ("Not run here (`sr-real train ablations`, a separate command outside `make demo`; see "
                 "training/README.md for its runtime). When it has run, its table appears here.")
-    from training.ablations import ablation_markdown
-
     return ablation_markdown(json.loads(results.read_text(encoding="utf-8")))
 
+
+ABLATION_COLUMNS = (("accuracy", "accuracy", "pct"), ("qualitative_accuracy", "qualitative", "pct"),
+                    ("quantitative_success", "quantitative", "pct"), ("center_error_median_m", "centre err (m)", "num"),
+                    ("mean_reward", "mean reward", "num"), ("format_failure_rate", "format failures", "pct"))
+
+
+def ablation_markdown(results: dict[str, Any]) -> str:
+    """One row per (model, path asked, stage): the figures of `ABLATION_COLUMNS` on the held-out questions."""
+    rows = []
+    comparisons = (("joint vs single path", ("lor_only", "dtr_only")),
+                   ("blended vs single-source cold start", ("cot_only",)),
+                   ("RL with vs without the detection reward", ("no_detection",)))
+    for ablation, names in comparisons:
+        for name in names:
+            variant = results["variants"].get(name)
+            if variant is None:
+                continue
+            for path in variant["rl"]:
+                for stage in ("sft", "rl"):
+                    base = results["baseline"][stage].get(path, {})
+                    mine = variant[stage][path]
+                    rows.append([ablation, f"baseline (joint, blended, all rewards)", path, stage.upper()]
+                                + [fmt(base.get(k), kind) for k, _, kind in ABLATION_COLUMNS])
+                    rows.append([ablation, name, path, stage.upper()]
+                                + [fmt(mine.get(k), kind) for k, _, kind in ABLATION_COLUMNS])
+    header = ["ablation", "model", "path asked", "after"] + [heading for _, heading, _ in ABLATION_COLUMNS]
+    minutes = results.get("minutes")
+    note = (f"Runtime: {minutes:.1f} min for the variants (the baseline is the quickstart's own run).\n\n"
+            if minutes else "")
+    return note + table(header, rows)

@@ -14,8 +14,8 @@ from typing import Any
 import torch
 from trl import SFTTrainer
 
-from training.runs import AtomicCheckpoints
-from training.spatial import encode, record_visuals, user_turns_with_images
+from sr_real.training.runs import AtomicCheckpoints
+from sr_real.training.spatial import encode, record_visuals, user_turns_with_images
 
 IGNORE_INDEX = -100
 

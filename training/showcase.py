@@ -74,25 +74,16 @@ def one_scene(scenes_path: str | Path, scene_id: str, out_dir: str | Path) -> Pa
 def ask_about_scene(reasoner, scenes_path: str | Path, out_dir: str | Path, questions: int,
                     seed: int = 0) -> list[dict[str, Any]]:
     """Generate `questions` questions about marked regions of the scene(s) and answer them in auto mode."""
-    from PIL import Image
-
     from sr_real_core.data.qa import QAConfig, generate_qa, load_qa
-    from sr_real_core.geometry import load_depth
-    from sr_real_core.inference import Query
+    from sr_real_core.query import Query
     from sr_real_core.rewards import reward_breakdown
 
     out_dir = Path(out_dir)
     qa_path = generate_qa(scenes_path, out_dir, QAConfig(seed=seed, per_scene=questions, region_fraction=1.0),
                           progress=False)
     records = [r for r in load_qa(qa_path) if r.get("marked_image")]
-    queries = []
-    for record in records:  # the plain image: the engine draws the region marks itself, as a robot's would
-        with Image.open(out_dir / record["image"]) as image:
-            image = image.convert("RGB")
-        depth = load_depth(out_dir / record["depth"], record.get("depth_unit")) if record.get("depth") else None
-        queries.append(Query(record["question"], [image], depths=[depth], intrinsics=[record.get("intrinsics")],
-                             regions=[{"box": r["bbox_2d"]} for r in record["regions"]], path=AUTO,
-                             answer_type=record["answer_type"]))
+    # The plain image: the engine draws the region marks itself, as a robot's would.
+    queries = [Query.from_record(record, out_dir, path=AUTO) for record in records]
     answers = reasoner.ask_batch(queries) if queries else []
     rows = []
     for record, answer in zip(records, answers):

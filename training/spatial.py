@@ -3,10 +3,11 @@
 TRL's trainers hand images to the processor but know nothing of SR-REAL's regions and depth, so both trainers
 get them from here:
 
-- `record_visuals(record)`: a mixture record's images (PIL), region boxes, depth maps (metres) and intrinsics,
-  in the form `SRRealProcessor` takes. Records come from `sr_real_core.data.mixture.load_mixture`
-  (`images` decoded, paths absolute); `regions` are `{ref, bbox_2d, ...}` on the record's first image,
-  `depth` (+ `depth_unit`) and `intrinsics` belong to that image.
+- `record_visuals(record, text)`: a mixture record as the project's one request type, a
+  `sr_real_core.query.Query` (`Query.from_record`: images as PIL, `Region`s, depth maps in metres,
+  intrinsics), with the prompt `text` as its question. Records come from
+  `sr_real_core.data.mixture.load_mixture` (`images` decoded, paths absolute); `regions` are
+  `{ref, bbox_2d, ...}` on the record's first image, `depth` (+ `depth_unit`) and `intrinsics` belong to it.
 - `encode(processor, texts, visuals)`: one processor call for a batch.
 - `split_visual_inputs` / `join_visual_inputs`: a batch's visual tensors cut into per-sample pieces and
   re-assembled for any subset of samples. GRPO needs this: it shuffles and re-chunks completions between
@@ -22,48 +23,19 @@ from typing import Any
 
 import torch
 
-from sr_real_core.grammar import REGION_TOKEN
+from sr_real_core.query import REGION_TOKEN, Query
 
 IMAGE_TOKEN_TYPE = 1  # Qwen2.5-VL's mm_token_type_ids: 0 text, 1 image, 2 video
 
 
-@dataclass
-class Visuals:
-    """One record's images and what goes with them (one entry per image; None where absent)."""
-
-    images: list[Any]
-    regions: list[dict[str, Any]]  # {"image_index", "box"} in pixels, one per <region> token, in order
-    depths: list[Any]
-    intrinsics: list[Any]
-
-
-def record_visuals(record: Mapping[str, Any], text: str, use_depth: bool = True, images_key: str = "images") -> Visuals:
+def record_visuals(record: Mapping[str, Any], text: str, use_depth: bool = True, images_key: str = "images") -> Query:
     """The visual inputs of one mixture record whose prompt is `text` (its `<region>` tokens are counted).
     Images are PIL images or paths, under `images_key`."""
-    from PIL import Image
-
-    from sr_real_core.geometry import load_depth
-
-    images = [_rgb(image, Image) for image in record[images_key]]
-    regions = [{"image_index": 0, "box": [float(v) for v in region["bbox_2d"]]}
-               for region in record.get("regions") or []]
-    if text.count(REGION_TOKEN) != len(regions):
+    query = Query.from_record(record, question=text, use_depth=use_depth, images_key=images_key)
+    if text.count(REGION_TOKEN) != len(query.regions):
         raise ValueError(f"record {record.get('id')!r}: the prompt has {text.count(REGION_TOKEN)} {REGION_TOKEN} "
-                         f"tokens but the record has {len(regions)} regions (column 'regions' with 'bbox_2d')")
-    depths: list[Any] = [None] * len(images)
-    intrinsics: list[Any] = [None] * len(images)
-    if use_depth and record.get("depth") and images:
-        depths[0] = load_depth(record["depth"], record.get("depth_unit"))
-        # Tabular datasets fill a field some records lack with None; drop those.
-        intrinsics[0] = {k: v for k, v in (record.get("intrinsics") or {}).items() if v is not None} or None
-    return Visuals(images, regions, depths, intrinsics)
-
-
-def _rgb(image: Any, pil):
-    if isinstance(image, pil.Image):
-        return image.convert("RGB")
-    with pil.open(image) as opened:
-        return opened.convert("RGB")
+                         f"tokens but the record has {len(query.regions)} regions (column 'regions' with 'bbox_2d')")
+    return query
 
 
 def user_turns_with_images(messages: Sequence[Mapping[str, Any]], num_images: int) -> list[dict[str, Any]]:
@@ -79,7 +51,7 @@ def user_turns_with_images(messages: Sequence[Mapping[str, Any]], num_images: in
     return result
 
 
-def encode(processor, texts: Sequence[str], visuals: Sequence[Visuals], padding_side: str = "right", **kwargs):
+def encode(processor, texts: Sequence[str], visuals: Sequence[Query], padding_side: str = "right", **kwargs):
     """One processor call for a batch: tokens, pixels, region weights and 3D points."""
     return processor(
         images=[image for v in visuals for image in v.images] or None,

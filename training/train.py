@@ -16,9 +16,9 @@ from pathlib import Path
 
 import yaml
 
-from training.config import RunConfig
-from training.runs import (JsonLogCallback, checkpoint_step, clean_staging, last_checkpoint, report_to, save_final,
-                           truncate_log)
+from sr_real.training.config import RunConfig
+from sr_real.training.runs import (JsonLogCallback, checkpoint_step, clean_staging, last_checkpoint, report_to,
+                                  save_final, truncate_log)
 
 FINAL = "final"
 
@@ -29,7 +29,7 @@ def load_policy(config: RunConfig):
     import torch
 
     from sr_real_core.model.loading import load_model
-    from training.trainable import prepare_model
+    from sr_real.training.trainable import prepare_model
 
     path = Path(config.model.path)
     if config.model.tiny_if_missing and not path.exists():
@@ -54,12 +54,12 @@ def load_dataset(config: RunConfig):
     if config.data.max_samples is not None:
         dataset = dataset.select(range(min(config.data.max_samples, len(dataset))))
     if config.stage == "sft" and config.data.auto_share > 0:
-        from training.prompts import with_auto_prompt
+        from sr_real.training.prompts import with_auto_prompt
 
         dataset = dataset.map(with_auto_prompt, fn_kwargs={"share": config.data.auto_share, "seed": config.seed})
     if config.stage == "rl":
-        from training.grpo import FRAMES
-        from training.prompts import with_path
+        from sr_real.training.grpo import FRAMES
+        from sr_real.training.prompts import with_path
 
         dataset = dataset.map(with_path, fn_kwargs={"mode": config.rl.path_mode, "seed": config.seed})
         dataset = dataset.rename_column("images", FRAMES).remove_columns(["image"])
@@ -77,10 +77,10 @@ def build_trainer(config: RunConfig, max_steps: int | None = None, callbacks=())
     dataset = load_dataset(config)
     callbacks = [JsonLogCallback(), *callbacks]
     if config.stage == "sft":
-        from training.sft import build_sft_trainer
+        from sr_real.training.sft import build_sft_trainer
 
         return build_sft_trainer(model, processor, args, dataset, use_depth=config.data.depth, callbacks=callbacks)
-    from training.grpo import build_grpo_trainer
+    from sr_real.training.grpo import build_grpo_trainer
 
     return build_grpo_trainer(model, processor, args, dataset, config.rl.reward.reward_config(),
                               group_filter=config.rl.group_filter, use_depth=config.data.depth, callbacks=callbacks)

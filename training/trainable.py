@@ -19,7 +19,7 @@ from collections import Counter
 
 from torch import nn
 
-from training.config import MODULE_GROUPS, LoraSettings, TrainableConfig
+from sr_real.training.config import MODULE_GROUPS, LoraSettings, TrainableConfig
 
 # Module-name prefixes of each group; the first match wins, so the merger is found before the vision tower.
 _GROUP_PREFIXES = (

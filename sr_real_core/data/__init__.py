@@ -6,11 +6,12 @@ Pipeline (``sr-real data synth | qa | build``):
 - synth     table-top and room scenes rendered with TinyRenderer, annotated in the camera frame
 - facts     what is true in a scene (question families, ambiguity margins), from any scenes file
 - units     lengths in human units (cm/inches under 1 m, m/feet up to 3 m, mostly m beyond)
-- marks     region references ("the red bbox <region>") and the marks drawn on images
 - cot       LOR and DTR chains of thought written from the geometry
 - qa        question records with machine-readable truth, marked images
 - rewrite   optional rewriting of chains of thought by an OpenAI-compatible endpoint
 - mixture   SFT/RL records split by scene, in TRL's formats, from a YAML config
 - files     image and JSON Lines writing
 - cli       the ``sr-real data`` subcommands
+
+Region references ("the red bbox <region>") and the marks drawn on images: `sr_real_core.marks`.
 """

@@ -42,18 +42,18 @@ import numpy as np
 import yaml
 from tqdm import tqdm
 
-from sr_real_core.data import marks
+from sr_real_core import marks
 from sr_real_core.data.cot import image_position
-from sr_real_core.data.files import write_image, write_jsonl
 from sr_real_core.data.facts import to_centimetres, unambiguous_names
+from sr_real_core.data.files import write_image, write_jsonl
 from sr_real_core.data.qa import QAConfig, relative_path, scene_questions, scene_references, scene_rng
 from sr_real_core.data.units import LengthStyle, say_length
 from sr_real_core.errors import check_output_dir, staged_output
-from sr_real_core.grammar import Detection, answer_instruction, build_prompt, reference_path, render_dtr, render_lor
+from sr_real_core.grammar import Detection, answer_instruction, build_prompt, render_dtr, render_lor
+from sr_real_core.query import DEFAULT_PATH_MODE, PATH_MODES, PATHS, Region, reference_path
 from sr_real_core.scenes import Scene, load_scenes
 
 SFT_KINDS = ("lor_cot", "dtr_cot", "grounding_3d", "grounding_2d", "region_qa")
-RL_PATHS = ("reference", "lor", "dtr", "auto")
 SPLITS = ("train", "eval")
 MAX_GROUNDING_OBJECTS = 3
 REFERENCE_KEYS = ("depth", "depth_unit", "intrinsics", "up")  # what a trainer needs to give the model depth
@@ -87,12 +87,12 @@ class SFTConfig:
 @dataclass
 class RLConfig:
     total: int | None = None  # train prompts; None: every train question
-    path: str = "reference"  # "reference": DTR when the question has regions, else LOR; or lor, dtr, auto
+    path: str = DEFAULT_PATH_MODE  # "reference": DTR when the question has regions, else LOR; or lor, dtr, auto
 
     def __post_init__(self) -> None:
         _check_total(self.total, "rl.total")
-        if self.path not in RL_PATHS:
-            raise ConfigError(f"rl.path: expected one of {', '.join(RL_PATHS)}, got {self.path!r}")
+        if self.path not in PATH_MODES:
+            raise ConfigError(f"rl.path: expected one of {', '.join(PATH_MODES)}, got {self.path!r}")
 
 
 @dataclass
@@ -216,7 +216,7 @@ def question_sft_records(question: dict[str, Any]) -> dict[str, dict[str, Any]]:
         f"{path}_cot": _conversation(question["id"], f"{path}_cot", *common,
                                      build_prompt(question["question"], path, question["answer_type"]),
                                      question["completions"][path], image, visuals)
-        for path in ("lor", "dtr")
+        for path in PATHS
     }
     if question["regions"]:
         prompt = f"{question['question']}\n{answer_instruction(question['answer_type'])}"
@@ -262,7 +262,7 @@ class _Grounding:
             if image is None:
                 image = scene.load_image()
             marked = f"marked/{record_id}.png"
-            write_image(self.out_dir / marked, marks.draw_regions(image, regions))
+            write_image(self.out_dir / marked, marks.draw_regions(image, [Region.from_annotation(r) for r in regions]))
             records.append(_conversation(record_id, "grounding_3d", "grounding_3d", scene.scene_id,
                                          build_prompt(question, "dtr"), render_dtr(detections, think, answer), marked,
                                          {"regions": regions} | self.references))

@@ -36,12 +36,14 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from sr_real_core.data import cot, marks
-from sr_real_core.data.files import write_image, write_jsonl
+from sr_real_core import marks
+from sr_real_core.data import cot
 from sr_real_core.data.facts import FAMILIES, Fact, Thing, scene_things, unambiguous_names
+from sr_real_core.data.files import write_image, write_jsonl
 from sr_real_core.data.units import pick_style, say_length
 from sr_real_core.geometry import DEFAULT_UP
 from sr_real_core.grammar import Detection
+from sr_real_core.query import Region
 from sr_real_core.scenes import Scene, load_scenes
 
 QA_FILE = "qa.jsonl"
@@ -235,7 +237,7 @@ class _SceneQuestions:
         if self.image is None:
             self.image = self.scene.load_image()
         relative = f"marked/{question_id}.png"
-        write_image(self.out_dir / relative, marks.draw_regions(self.image, regions))
+        write_image(self.out_dir / relative, marks.draw_regions(self.image, [Region.from_annotation(r) for r in regions]))
         return relative
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from sr_real_core.errors import device_argument, one_line, positive_int
 from sr_real_core.evaluation import BENCHMARKS
-from sr_real_core.inference import PATH_MODES
+from sr_real_core.query import BACKENDS, DEFAULT_PATH_MODE, MAX_NEW_TOKENS, PATH_MODES
 
 _FIGURES_SHOWN = ("accuracy", "qualitative_accuracy", "quantitative_success", "abs_rel", "qspatial_delta2", "mra",
                   "direction_success", "center_error_median_m", "format_failure_rate")
@@ -39,7 +39,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     from sr_real_core.evaluation.run_model import ModelRunConfig, print_progress
 
     try:
-        model_run = ModelRunConfig(path_mode=args.path or "reference", batch_size=args.batch_size,
+        model_run = ModelRunConfig(path_mode=args.path or DEFAULT_PATH_MODE, batch_size=args.batch_size,
                                    max_new_tokens=args.max_new_tokens, backend=args.backend, device=args.device,
                                    depth_model=args.depth_model)
         config = EvalConfig(qa=Path(args.qa), out=Path(args.out), model=args.model,
@@ -128,9 +128,9 @@ def register(commands: argparse._SubParsersAction) -> None:
                           help="--model only: path to ask for (reference: DTR with regions, LOR without; default)")
     evaluate.add_argument("--batch-size", type=positive_int, default=4,
                           help="--model only: questions per batch (default 4)")
-    evaluate.add_argument("--max-new-tokens", type=positive_int, default=512,
-                          help="--model only: most tokens generated per answer (default 512)")
-    evaluate.add_argument("--backend", choices=("torch",), default="torch", help="--model only: inference backend")
+    evaluate.add_argument("--max-new-tokens", type=positive_int, default=MAX_NEW_TOKENS,
+                          help=f"--model only: most tokens generated per answer (default {MAX_NEW_TOKENS})")
+    evaluate.add_argument("--backend", choices=BACKENDS[:1], default=BACKENDS[0], help="--model only: inference backend")
     evaluate.add_argument("--device", type=device_argument, help="--model only: torch device, e.g. cuda (default cpu)")
     evaluate.add_argument("--depth-model", help="--model only: depth estimator for questions without depth")
     evaluate.add_argument("--gallery-size", type=int, default=24, help="examples in gallery.html (0: none; default 24)")

@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from sr_real_core.answers import canonical_solution
-from sr_real_core.grammar import ANSWER_TYPES
 from sr_real_core.metrics import GroundTruthRegion, parse_gt_centers
+from sr_real_core.query import ANSWER_TYPES
 from sr_real_core.rewards import completion_text
 
 Solution = float | int | str

@@ -1,6 +1,6 @@
 """Predictions from our own model: run the inference engine over QA records (``sr-real eval --model DIR``).
 
-Each record becomes one ``inference.Query``: its image, its depth (``depth`` + ``depth_unit``) and
+Each record becomes one ``query.Query`` (``Query.from_record``): its image, its depth (``depth`` + ``depth_unit``) and
 intrinsics when present, its regions as boxes (``bbox_2d``), its answer type, and the requested path mode
 (lor | dtr | auto | reference). The engine refers to the i-th region by the i-th ``<region>`` token of the
 question: a question that already has ``<region>`` tokens gets the regions in record order; otherwise a
@@ -23,16 +23,17 @@ from typing import Any
 
 from sr_real_core.evaluation.records import EvaluationInputError, QARecord
 from sr_real_core.evaluation.understanding import make_participant
-from sr_real_core.inference import PATH_MODES, REGION_TOKEN, Query, SpatialReasoner
+from sr_real_core.inference import SpatialReasoner
 from sr_real_core.inputs import InputError
+from sr_real_core.query import BACKENDS, DEFAULT_PATH_MODE, MAX_NEW_TOKENS, PATH_MODES, REGION_TOKEN, Query
 
 
 @dataclass(frozen=True)
 class ModelRunConfig:
-    path_mode: str = "reference"
+    path_mode: str = DEFAULT_PATH_MODE
     batch_size: int = 4
-    max_new_tokens: int = 512
-    backend: str = "torch"
+    max_new_tokens: int = MAX_NEW_TOKENS
+    backend: str = BACKENDS[0]
     device: str | None = None
     depth_model: str | None = None  # depth estimator for records without depth
 
@@ -122,20 +123,9 @@ def predict_with_model(
     return predictions
 
 
-def _query(record: QARecord, path_mode: str):
-    from PIL import Image
-
-    from sr_real_core.geometry import Intrinsics, load_depth
-
-    with Image.open(record.resolve("image")) as opened:
-        image = opened.convert("RGB")
-    depth_path = record.resolve("depth")
-    depth = load_depth(depth_path, record.raw.get("depth_unit")) if depth_path else None
-    intrinsics = record.raw.get("intrinsics")
-    camera = Intrinsics.from_dict(intrinsics) if isinstance(intrinsics, Mapping) else None
+def _query(record: QARecord, path_mode: str) -> Query:
     question, regions = region_prompt(record)
-    return Query(question, [image], depths=[depth], intrinsics=[camera], regions=regions, path=path_mode,
-                 answer_type=record.answer_type)
+    return Query.from_record(record.raw, record.base_dir, question=question, regions=regions, path=path_mode)
 
 
 def print_progress(done: int, total: int) -> None:

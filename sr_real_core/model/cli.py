@@ -8,6 +8,7 @@ import re
 import sys
 
 from sr_real_core.errors import device_argument, one_line, positive_int
+from sr_real_core.query import ANSWER_TYPES, BACKENDS, DEFAULT_PATH_MODE, MAX_NEW_TOKENS, PATH_MODES, Query, Region
 
 
 def _cmd_tiny(args: argparse.Namespace) -> int:
@@ -22,14 +23,14 @@ def _cmd_tiny(args: argparse.Namespace) -> int:
 _BOX_OR_NEGATIVE_NUMBER = re.compile(r"^-\d+$|^-\d*\.\d+$|^-?[\d.]+(,-?[\d.]*)*$")
 
 
-def _box(text: str) -> dict:
+def _box(text: str) -> Region:
     try:
         x1, y1, x2, y2 = (float(v) for v in text.split(","))
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected x1,y1,x2,y2 in pixels, got {text!r}") from None
     if not all(math.isfinite(v) for v in (x1, y1, x2, y2)):
         raise argparse.ArgumentTypeError(f"expected four finite numbers x1,y1,x2,y2 in pixels, got {text!r}")
-    return {"image_index": 0, "box": [x1, y1, x2, y2]}
+    return Region(box=(x1, y1, x2, y2))
 
 
 def _cmd_ask(args: argparse.Namespace) -> int:
@@ -52,8 +53,8 @@ def _cmd_ask(args: argparse.Namespace) -> int:
                 intrinsics = Intrinsics.from_dict(json.load(handle))
         reasoner = SpatialReasoner.from_pretrained(args.model, backend=args.backend, device=args.device,
                                                    max_new_tokens=args.max_new_tokens, depth_model=args.depth_model)
-        result = reasoner.ask(args.question, image, depth=depth, intrinsics=intrinsics, regions=args.region,
-                              path=args.path, answer_type=args.answer_type)
+        result = reasoner.answer(Query(args.question, [image], depths=[depth], intrinsics=[intrinsics],
+                                       regions=args.region, path=args.path, answer_type=args.answer_type))
     except (OSError, ValueError) as error:
         print(f"sr-real ask: error: {one_line(error)}", file=sys.stderr)
         return 2
@@ -82,13 +83,13 @@ def register(commands: argparse._SubParsersAction) -> None:
     ask.add_argument("--depth-model", help="local depth-estimation checkpoint, used when --depth is not given")
     ask.add_argument("--region", action="append", type=_box, default=[], metavar="X1,Y1,X2,Y2",
                      help="a box in image pixels; repeat for several regions")
-    ask.add_argument("--path", choices=("lor", "dtr", "auto", "reference"), default="reference",
+    ask.add_argument("--path", choices=PATH_MODES, default=DEFAULT_PATH_MODE,
                      help="reasoning path to ask for; reference: DTR with regions, LOR without (default)")
-    ask.add_argument("--answer-type", choices=("numeric", "choice", "yesno", "direction"),
-                     help="expected answer type, if known")
-    ask.add_argument("--backend", choices=("torch",), default="torch", help="inference backend (default torch)")
+    ask.add_argument("--answer-type", choices=ANSWER_TYPES, help="expected answer type, if known")
+    ask.add_argument("--backend", choices=BACKENDS[:1], default=BACKENDS[0],  # the others arrive with the export
+                     help=f"inference backend (default {BACKENDS[0]})")
     ask.add_argument("--device", type=device_argument, help="torch device, e.g. cuda (default: cpu)")
-    ask.add_argument("--max-new-tokens", type=positive_int, default=512,
-                     help="most tokens generated for the answer (default 512)")
+    ask.add_argument("--max-new-tokens", type=positive_int, default=MAX_NEW_TOKENS,
+                     help=f"most tokens generated for the answer (default {MAX_NEW_TOKENS})")
     ask.set_defaults(handler=_cmd_ask, parser=ask)
     ask._negative_number_matcher = _BOX_OR_NEGATIVE_NUMBER

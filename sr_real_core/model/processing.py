@@ -14,7 +14,6 @@ image is the same fraction of the image as in the resized one, so everything is 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -23,30 +22,8 @@ from transformers import AddedToken, AutoProcessor, Qwen2_5_VLProcessor
 from transformers.image_utils import get_image_size, make_flat_list_of_images, to_numpy_array
 
 from sr_real_core.geometry import Intrinsics, depth_to_points
-from sr_real_core.grammar import REGION_TOKEN
 from sr_real_core.model.configuration import SRRealConfig
-
-
-
-@dataclass(frozen=True)
-class Region:
-    """A region of one of the prompt's images: a box `(x1, y1, x2, y2)` or an (H, W) mask, in original pixels."""
-
-    image_index: int = 0
-    box: tuple[float, float, float, float] | None = None
-    mask: np.ndarray | None = None
-
-    @classmethod
-    def from_value(cls, value: Region | Mapping[str, Any]) -> Region:
-        if isinstance(value, Region):
-            return value
-        box = value.get("box")
-        mask = value.get("mask")
-        if (box is None) == (mask is None):
-            raise ValueError(f"a region needs exactly one of 'box' and 'mask', got keys {sorted(value)}")
-        return cls(image_index=int(value.get("image_index", 0)),
-                   box=None if box is None else tuple(float(v) for v in box),
-                   mask=None if mask is None else np.asarray(mask))
+from sr_real_core.query import REGION_TOKEN, Region
 
 
 def to_intrinsics(value: Any, width: int, height: int) -> Intrinsics:
@@ -168,8 +145,8 @@ class SRRealProcessor(Qwen2_5_VLProcessor):
                  **kwargs):
         """Qwen2.5-VL's inputs plus `region_weights` and `image_points` (torch tensors; see the module doc).
 
-        regions: per sample, a list of `Region` or `{"image_index", "box" | "mask"}`; `image_index` counts the
-            sample's own images. The i-th region fills the sample's i-th `<region>` token.
+        regions: per sample, a list of `sr_real_core.query.Region` (or a mapping `Region.from_value` reads);
+            `image_index` counts the sample's own images. The i-th region fills the sample's i-th `<region>` token.
         depths: per image of the batch, an (H, W) depth map of the original image or None; metric metres with
             intrinsics, relative depth without. NaN or <= 0 marks invalid pixels.
         intrinsics: per image, None or fx, fy, cx, cy (+ width, height if calibrated at another resolution).

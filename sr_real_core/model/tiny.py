@@ -12,7 +12,7 @@ import random
 from pathlib import Path
 
 from sr_real_core.model.configuration import SRRealConfig
-from sr_real_core.grammar import REGION_TOKEN
+from sr_real_core.query import REGION_TOKEN
 
 # Qwen2.5-VL's special tokens, in Qwen's order, then SR-REAL's region token.
 SPECIAL_TOKENS = (

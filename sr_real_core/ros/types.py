@@ -1,7 +1,7 @@
 """ROS 2 message definitions without a ROS install: the `rosbags` type store plus vision_msgs.
 
 `typestore()` is the single place message layouts come from: the DDS transport builds its wire types from it
-(`sr_real_core.dds.idl`), bags are decoded with it, and the tests serialise reference messages with it.
+(`sr_real_core.ros.dds.idl`), bags are decoded with it, and the tests serialise reference messages with it.
 `rosbags` ships the core ROS 2 interfaces (sensor_msgs, visualization_msgs, diagnostic_msgs, ...) but not
 vision_msgs, so its definitions (vision_msgs 4.x, identical in Humble and Jazzy) are registered here from
 their .msg texts. The layouts of every type the node uses are the same in Humble and Jazzy (tested).

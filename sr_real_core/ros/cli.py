@@ -46,7 +46,7 @@ def _parameter(text: str) -> tuple[str, Any]:
 
 
 def _config(args: argparse.Namespace):
-    from sr_real_core.spatial_query.config import SpatialQueryConfig
+    from sr_real_core.ros.config import SpatialQueryConfig
 
     overrides = dict(args.param)
     if args.model:
@@ -57,24 +57,24 @@ def _config(args: argparse.Namespace):
 
 
 def _run_ros(args: argparse.Namespace) -> int:
-    try:
-        from sr_real.spatial_query_node import main as node_main
-    except ImportError as error:
-        print(f"sr-real serve: --transport ros needs ROS 2 ({error}); source it (e.g. "
-              "/opt/ros/jazzy/setup.bash) or use --transport dds", file=sys.stderr)
-        return 2
+    """The rclpy node, started by `args.run_ros(args, ros_args)` (set by the `sr-real` entry point, `sr_real.cli`:
+    the core imports no rclpy)."""
     os.environ["ROS_DOMAIN_ID"] = str(args.domain_id)
     ros_args = ["--ros-args", "-r", f"__node:={args.node_name}", "-r", f"__ns:={args.namespace}"]
     if args.params_file:
         ros_args += ["--params-file", args.params_file]
     for name, value in [*args.param, *([("model", args.model)] if args.model else [])]:
         ros_args += ["-p", f"{name}:={json.dumps(value) if isinstance(value, str) else value}"]
-    return node_main(ros_args)
+    run_ros = getattr(args, "run_ros", None)
+    if run_ros is None:
+        print("sr-real serve: --transport ros needs the sr_real package's entry point (sr-real)", file=sys.stderr)
+        return 2
+    return run_ros(args, ros_args)
 
 
 def _run_dds(args: argparse.Namespace, config, engine) -> int:
-    from sr_real_core.dds.transport import DdsTransport, dds_topic
-    from sr_real_core.spatial_query.service import SpatialQueryService
+    from sr_real_core.ros.dds.transport import DdsTransport, dds_topic
+    from sr_real_core.ros.service import SpatialQueryService
 
     transport = DdsTransport(config, domain_id=args.domain_id, namespace=args.namespace, node_name=args.node_name)
     service = SpatialQueryService(engine, config, transport.publish)
@@ -97,8 +97,8 @@ def _run_dds(args: argparse.Namespace, config, engine) -> int:
 
 
 def _run_bag(args: argparse.Namespace, config, engine) -> int:
-    from sr_real_core.spatial_query.bag import play_bag
-    from sr_real_core.spatial_query.service import SpatialQueryService
+    from sr_real_core.ros.bag import play_bag
+    from sr_real_core.ros.service import SpatialQueryService
 
     answers: queue.Queue[str] = queue.Queue()
     answered = 0
@@ -148,15 +148,15 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         except argparse.ArgumentTypeError as error:
             raise ValueError(f"ROS_DOMAIN_ID: {error}") from None
     if args.loopback:
-        from sr_real_core.dds.transport import loopback_config
+        from sr_real_core.ros.dds.transport import loopback_config
 
         os.environ["CYCLONEDDS_URI"] = loopback_config()  # read by Cyclone DDS, also under rmw_cyclonedds_cpp
     if bool(args.bag) != bool(args.query):
         args.parser.error("--bag and --query go together: --bag plays a recording, then answers each --query")
     if args.transport == "ros":
         return _run_ros(args)
-    from sr_real_core.spatial_query.bag import BagError, bag_connections, bag_topics
-    from sr_real_core.spatial_query.service import load_engine
+    from sr_real_core.ros.bag import BagError, bag_connections, bag_topics
+    from sr_real_core.ros.service import load_engine
 
     try:
         config = _config(args)

@@ -21,10 +21,11 @@ from typing import Any
 import cv2
 import numpy as np
 
-from sr_real_core.data.marks import MARK_COLOURS, draw_regions
 from sr_real_core.geometry import Intrinsics
-from sr_real_core.ros_msgs import image_dict, time_dict
-from sr_real_core.spatial_query.requests import QueryRequest, Region, project_points
+from sr_real_core.marks import MARK_COLOURS, draw_regions
+from sr_real_core.query import Region
+from sr_real_core.ros.msgs import image_dict, time_dict
+from sr_real_core.ros.requests import QueryRequest, project_points
 
 # visualization_msgs/Marker constants
 SPHERE, LINE_STRIP, TEXT_VIEW_FACING = 2, 4, 9
@@ -126,7 +127,7 @@ def detection3d_array(centres: Sequence[Centre], header: Mapping[str, Any]) -> d
 def debug_image(rgb: np.ndarray, regions: Sequence[Region], centres: Sequence[Centre], intrinsics: Intrinsics,
                 header: Mapping[str, Any]) -> dict[str, Any]:
     """The frame with the query's regions (in their mark colours) and the detected centres projected."""
-    canvas = draw_regions(rgb, [{"ref": region.ref, "bbox_2d": region.box} for region in regions])
+    canvas = draw_regions(rgb, regions)
     visible = [centre for centre in centres if centre.center[2] > 0]
     pixels = project_points(intrinsics, [centre.center for centre in visible]) if visible else []
     radius = max(3, round(min(rgb.shape[:2]) / 80))

@@ -1,7 +1,7 @@
 """ROS 2 messages <-> numpy, without ROS: images, depth, camera info, stamps, 2D detections.
 
 Messages are read by field name, so the same functions take rclpy messages, `rosbags` messages and the DDS
-transport's messages (`sr_real_core.dds`); byte fields may be bytes, bytearray, memoryview, array.array,
+transport's messages (`sr_real_core.ros.dds`); byte fields may be bytes, bytearray, memoryview, array.array,
 a numpy array or a list of ints. Messages built for publishing are plain dicts with the ROS field names
 (missing fields take their defaults); each transport turns them into its own message objects.
 

@@ -27,9 +27,9 @@ from cyclonedds.sub import DataReader
 from cyclonedds.topic import Topic
 from cyclonedds.util import duration
 
-from sr_real_core.dds.idl import idl_type, to_message
-from sr_real_core.spatial_query.config import SpatialQueryConfig
-from sr_real_core.spatial_query.service import OUTPUT_ENDPOINTS, Endpoint, input_endpoints
+from sr_real_core.ros.config import SpatialQueryConfig
+from sr_real_core.ros.dds.idl import idl_type, to_message
+from sr_real_core.ros.service import OUTPUT_ENDPOINTS, Endpoint, input_endpoints
 
 TAKE_BATCH = 32  # samples taken per reader per wake-up; readers keep at most their history depth anyway
 WAIT_S = 0.05  # longest sleep of the loop: bounds the delay of a stop request and of diagnostics

@@ -13,10 +13,7 @@ from typing import Any
 
 import yaml
 
-from sr_real_core.inference import PATH_MODES
-
-BACKENDS = ("torch", "onnxruntime", "tensorrt")
-ANSWER_TYPES = ("numeric", "choice", "yesno", "direction")
+from sr_real_core.query import BACKENDS, DEFAULT_PATH_MODE, MAX_NEW_TOKENS, PATH_MODES
 
 
 def _param(default: Any, description: str, *, choices: tuple[str, ...] = (),
@@ -29,10 +26,10 @@ def _param(default: Any, description: str, *, choices: tuple[str, ...] = (),
 class SpatialQueryConfig:
     model: str = _param("", "Checkpoint directory of the SR-REAL model (`sr-real model tiny --out DIR` writes "
                             "a small test one). Required.")
-    backend: str = _param("torch", "Inference backend.", choices=BACKENDS)
+    backend: str = _param(BACKENDS[0], "Inference backend.", choices=BACKENDS)
     device: str = _param("", "Device for the backend, e.g. cpu, cuda, cuda:1; empty: the backend's default.")
-    max_new_tokens: int = _param(512, "Most tokens generated per answer.", low=16, high=4096)
-    path_mode: str = _param("reference", "Reasoning path for queries that name none: lor, dtr, auto (the "
+    max_new_tokens: int = _param(MAX_NEW_TOKENS, "Most tokens generated per answer.", low=16, high=4096)
+    path_mode: str = _param(DEFAULT_PATH_MODE, "Reasoning path for queries that name none: lor, dtr, auto (the "
                                          "model picks) or reference (DTR with regions, LOR without).",
                             choices=PATH_MODES)
     image_topic: str = _param("/camera/color/image_raw", "Colour image topic (sensor_msgs/Image; with "

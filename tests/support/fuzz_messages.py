@@ -22,11 +22,11 @@ import numpy as np
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from sr_real_core.dds.idl import idl_type, to_message
-from sr_real_core.ros_types import rosbags_message
-from sr_real_core.spatial_query.config import SpatialQueryConfig
-from sr_real_core.spatial_query.scripted import ScriptedEngine
-from sr_real_core.spatial_query.service import SpatialQueryService
+from sr_real_core.ros.config import SpatialQueryConfig
+from sr_real_core.ros.dds.idl import idl_type, to_message
+from sr_real_core.ros.service import SpatialQueryService
+from sr_real_core.ros.types import rosbags_message
+from support.scripted import ScriptedEngine
 
 WIDTH, HEIGHT = 32, 24
 FRAME = "camera_color_optical_frame"

@@ -1,6 +1,8 @@
-"""Region marks: how a question's regions are named in its text and drawn on its image.
+"""Region marks: how a question's regions are named in its text and drawn on its image. The convention is
+shared by the data engine (which writes marked images), the inference engine (which marks a query's regions
+on the fly, as training did) and the ROS wing (debug image, marker colours).
 
-A region is ``{ref, object_index, bbox_2d, kind}``: ``kind`` is "bbox" (the object's 2D box) or "point" (a
+A record's region is ``{ref, object_index, bbox_2d, kind}``: ``kind`` is "bbox" (the object's 2D box) or "point" (a
 small box around a point inside the object, the reference's point prompt); ``ref`` is "<colour> <kind>"
 ("red bbox", "blue point"), the name a DTR completion's ``3d_box`` label carries and the detection reward
 matches. Colours go red, blue, green, yellow in the order the regions appear in the question. The text
@@ -13,13 +15,12 @@ same drawing for a trainer that marks images on the fly.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 import cv2
 import numpy as np
 
-from sr_real_core.grammar import REGION_TOKEN
+from sr_real_core.query import REGION_TOKEN, Region
 
 MARK_COLOURS: dict[str, tuple[int, int, int]] = {  # RGB
     "red": (255, 0, 0),
@@ -54,12 +55,13 @@ def point_box(mask: np.ndarray | None, bbox: Sequence[float], width: int, height
     return [x1, y1, int(min(x1 + 2 * half, width)), int(min(y1 + 2 * half, height))]
 
 
-def draw_regions(image_rgb: np.ndarray, regions: Sequence[Mapping[str, Any]]) -> np.ndarray:
-    """A copy of an RGB image with each region's box outlined in its colour (a point is a small box)."""
+def draw_regions(image_rgb: np.ndarray, regions: Sequence[Region]) -> np.ndarray:
+    """A copy of an RGB image with each region's box outlined in the colour its `ref` names (a point is a
+    small box)."""
     marked = np.ascontiguousarray(image_rgb).copy()
     thickness = max(1, round(min(marked.shape[:2]) / 160))
     for region in regions:
-        colour = MARK_COLOURS[region["ref"].split(" ", 1)[0]]
-        x1, y1, x2, y2 = (int(round(value)) for value in region["bbox_2d"])
+        colour = MARK_COLOURS[region.ref.split(" ", 1)[0]]
+        x1, y1, x2, y2 = (int(round(value)) for value in region.box)
         cv2.rectangle(marked, (x1, y1), (max(x1, x2 - 1), max(y1, y2 - 1)), colour, thickness)
     return marked

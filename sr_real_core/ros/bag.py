@@ -15,9 +15,9 @@ from typing import Any
 
 from rosbags.highlevel import AnyReader
 
-from sr_real_core.ros_types import typestore
-from sr_real_core.spatial_query.config import SpatialQueryConfig
-from sr_real_core.spatial_query.service import SpatialQueryService, input_endpoints
+from sr_real_core.ros.config import SpatialQueryConfig
+from sr_real_core.ros.service import SpatialQueryService, input_endpoints
+from sr_real_core.ros.types import typestore
 
 
 class BagError(ValueError):
@@ -35,7 +35,7 @@ def bag_connections(path: str | Path) -> dict[str, str]:
 
 
 def read_bag(path: str | Path) -> Iterator[tuple[str, Any]]:
-    """(topic, message) in recorded order, messages decoded with `sr_real_core.ros_types.typestore()`."""
+    """(topic, message) in recorded order, messages decoded with `sr_real_core.ros.types.typestore()`."""
     with _open(path) as reader:
         for connection, _, raw in reader.messages():
             try:

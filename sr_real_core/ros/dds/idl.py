@@ -12,7 +12,7 @@ other participants see stays ROS's) and carried by cyclonedds's bytes machine: o
 the field reads back as `bytes`.
 
 `to_message(cls, values)` builds a message from a dict with ROS field names (missing fields take their ROS
-defaults), the form `sr_real_core.spatial_query.outputs` produces.
+defaults), the form `sr_real_core.ros.outputs` produces.
 """
 from __future__ import annotations
 
@@ -25,8 +25,8 @@ from cyclonedds.idl import types as idl_types
 from cyclonedds.idl._machinery import BytesMachine, StructMachine
 from rosbags.interfaces import Nodetype
 
-from sr_real_core.ros_msgs import byte_buffer
-from sr_real_core.ros_types import MessageBuilder, is_byte_sequence, typestore
+from sr_real_core.ros.msgs import byte_buffer
+from sr_real_core.ros.types import MessageBuilder, is_byte_sequence, typestore
 
 _BASE_TYPES = {
     "bool": bool, "byte": idl_types.byte, "char": idl_types.uint8,
@@ -44,7 +44,7 @@ def dds_typename(msgtype: str) -> str:
 
 @functools.lru_cache(maxsize=None)
 def idl_type(msgtype: str) -> type[IdlStruct]:
-    """The IDL struct of a ROS message type known to `sr_real_core.ros_types.typestore()`."""
+    """The IDL struct of a ROS message type known to `sr_real_core.ros.types.typestore()`."""
     _, fields = typestore().fielddefs[msgtype]
     annotations = {name: _annotation(kind, detail) for name, (kind, detail) in fields}
     cls = make_idl_struct(msgtype.replace("/", "__"), dds_typename(msgtype), annotations)

@@ -1,7 +1,9 @@
 """`sr-real`: the project's one command line. Each subcommand is a thin wrapper over a library function.
 
-Subsystems add their subcommands through a `register(commands)` function (listed in `_SUBSYSTEMS`), which
-must import nothing heavy at module level so that `sr-real --help` stays instant.
+It lives outside the library: `sr_real_core` imports neither training nor rclpy, and this module composes the
+subsystems' commands. Each subsystem adds its subcommands through a `register(commands)` function (listed in
+`_SUBSYSTEMS`), which must import nothing heavy at module level so that `sr-real --help` stays instant.
+`sr-real serve --transport ros` hands over to the rclpy node (`sr_real.spatial_query_node`), imported only then.
 """
 from __future__ import annotations
 
@@ -15,7 +17,18 @@ from sr_real_core.errors import DEBUG_ENV, run_command
 
 # Modules exposing `register(commands: argparse._SubParsersAction) -> None`.
 _SUBSYSTEMS: tuple[str, ...] = ("sr_real_core.model.cli", "sr_real_core.data.cli", "sr_real_core.evaluation.cli",
-                               "sr_real_core.serve_cli", "training.cli")
+                               "sr_real_core.ros.cli", "sr_real.training.cli")
+
+
+def _run_ros(args: argparse.Namespace, ros_args: list[str]) -> int:
+    """`sr-real serve --transport ros`: the rclpy node with the serve command's parameters as ROS arguments."""
+    try:
+        from sr_real.spatial_query_node import main as node_main
+    except ImportError as error:
+        print(f"sr-real serve: --transport ros needs ROS 2 ({error}); source it (e.g. "
+              "/opt/ros/jazzy/setup.bash) or use --transport dds", file=sys.stderr)
+        return 2
+    return node_main(ros_args)
 
 
 def _cmd_lift(args: argparse.Namespace) -> int:
@@ -50,6 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     for module in _SUBSYSTEMS:
         importlib.import_module(module).register(commands)
+    parser.set_defaults(run_ros=_run_ros)  # read by `serve --transport ros` (the core imports no rclpy)
     _name_errors_after(parser)
     return parser
 

@@ -14,7 +14,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from sr_real_core.geometry import Intrinsics
-from sr_real_core.ros_msgs import (camera_info_intrinsics, check_colour_image, check_compressed_image,
+from sr_real_core.ros.msgs import (camera_info_intrinsics, check_colour_image, check_compressed_image,
                                    check_depth_image, compressed_to_rgb, depth_to_metres, image_to_rgb,
                                    stamp_seconds)
 
@@ -36,7 +36,7 @@ class ImageDecoder(Protocol):
 
 
 class CoreImageDecoder:
-    """`sr_real_core.ros_msgs`'s decoding (cv_bridge's semantics); the rclpy node may use cv_bridge itself."""
+    """`sr_real_core.ros.msgs`'s decoding (cv_bridge's semantics); the rclpy node may use cv_bridge itself."""
 
     colour = staticmethod(image_to_rgb)
     compressed = staticmethod(compressed_to_rgb)

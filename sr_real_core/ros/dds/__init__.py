@@ -4,5 +4,6 @@
              bytes (a 640x480 image in a fraction of a millisecond); dicts -> messages.
 - transport  `DdsTransport`: the spatial query service on DDS topics (`sr-real serve --transport dds`);
              `loopback_config()`: a CycloneDDS configuration that keeps all traffic on 127.0.0.1.
-- client     `DdsNodeClient`: the other side (a camera and a questioner), for scripts, tests and benchmarks.
+
+The other side (a camera and a questioner, `DdsNodeClient`) is a test double in tests/support/dds_client.py.
 """

@@ -17,9 +17,9 @@ from typing import Any
 
 from cyclonedds.util import duration
 
-from sr_real_core.dds.transport import DdsEndpoints
-from sr_real_core.spatial_query.config import SpatialQueryConfig
-from sr_real_core.spatial_query.service import OUTPUT_ENDPOINTS, input_endpoints
+from sr_real_core.ros.config import SpatialQueryConfig
+from sr_real_core.ros.dds.transport import DdsEndpoints
+from sr_real_core.ros.service import OUTPUT_ENDPOINTS, input_endpoints
 
 
 class DdsNodeClient(DdsEndpoints):

@@ -1,5 +1,5 @@
 """The spatial query node's core, shared by the rclpy node (`sr_real.spatial_query_node`) and the DDS
-transport (`sr_real_core.dds.transport`): both only move messages between their middleware and this class.
+transport (`sr_real_core.ros.dds.transport`): both only move messages between their middleware and this class.
 
 - Inputs (`handlers()`, one per `input_endpoints()` entry) are cheap and never block on the model: camera
   messages are checked and paired (`frames.FrameSynchroniser`), queries are parsed, checked against the
@@ -25,14 +25,15 @@ import numpy as np
 
 from sr_real_core.errors import guarded
 from sr_real_core.geometry import Intrinsics
-from sr_real_core.inputs import InputError, check_inputs, image_size
 from sr_real_core.grammar import find_detection
+from sr_real_core.inputs import InputError, check_inputs, image_size
+from sr_real_core.query import Query, Region
 from sr_real_core.region3d import RegionLiftError, lift_region
-from sr_real_core.ros_msgs import header_dict, stamp_seconds
-from sr_real_core.spatial_query import outputs
-from sr_real_core.spatial_query.config import SpatialQueryConfig
-from sr_real_core.spatial_query.frames import CoreImageDecoder, Frame, FrameSynchroniser, ImageDecoder
-from sr_real_core.spatial_query.requests import QueryError, QueryRequest, Region, parse_query, resolve_regions
+from sr_real_core.ros import outputs
+from sr_real_core.ros.config import SpatialQueryConfig
+from sr_real_core.ros.frames import CoreImageDecoder, Frame, FrameSynchroniser, ImageDecoder
+from sr_real_core.ros.msgs import header_dict, stamp_seconds
+from sr_real_core.ros.requests import QueryError, QueryRequest, parse_query, resolve_regions
 
 Publish = Callable[[str, Mapping[str, Any]], None]
 CLICKED_POINTS_KEPT = 8
@@ -40,11 +41,9 @@ LOG_THROTTLE_S = 5.0
 
 
 class SpatialQueryEngine(Protocol):
-    """What the service needs of an inference engine: `sr_real_core.inference.SpatialReasoner.ask`."""
+    """What the service needs of an inference engine: `sr_real_core.inference.SpatialReasoner.answer`."""
 
-    def ask(self, question: str, images: Any, *, depth: Any = None, intrinsics: Any = None,
-            regions: Sequence[Mapping[str, Any]] = (), path: str = "reference",
-            answer_type: str | None = None) -> Any: ...
+    def answer(self, query: Query) -> Any: ...
 
 
 @dataclass(frozen=True)
@@ -274,9 +273,9 @@ class SpatialQueryService:
         rgb, depth = frame.decode(self.decoder)
         checked = check_inputs(request.question, *image_size(rgb), depth=depth, intrinsics=frame.intrinsics,
                                boxes=[region.box for region in job.regions])  # as `sr-real ask` checks them
-        result = self.engine.ask(request.question, rgb, depth=depth, intrinsics=frame.intrinsics,
-                                 regions=[{"image_index": 0, "box": list(region.box)} for region in job.regions],
-                                 path=request.path, answer_type=request.answer_type)
+        result = self.engine.answer(Query(request.question, [rgb], depths=[depth], intrinsics=[frame.intrinsics],
+                                          regions=job.regions, path=request.path,
+                                          answer_type=request.answer_type))
         result.notes = list(dict.fromkeys([*checked.notes, *getattr(result, "notes", [])]))
         centres = _centres(result.detections)
         header = header_dict(frame.stamp, frame.frame_id)

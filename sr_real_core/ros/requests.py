@@ -22,12 +22,11 @@ from typing import Any
 import cv2
 import numpy as np
 
-from sr_real_core.data.marks import MAX_REGIONS, point_box, region_ref
 from sr_real_core.geometry import Intrinsics
-from sr_real_core.inference import PATH_MODES
 from sr_real_core.inputs import InputError, check_question, load_untrusted_json
-from sr_real_core.ros_msgs import detection_box, detection_label
-from sr_real_core.spatial_query.config import ANSWER_TYPES
+from sr_real_core.marks import MAX_REGIONS, point_box, region_ref
+from sr_real_core.query import ANSWER_TYPES, PATH_MODES, Region
+from sr_real_core.ros.msgs import detection_box, detection_label
 
 _QUERY_KEYS = ("question", "regions", "path", "answer_type", "id")
 
@@ -43,14 +42,6 @@ class QueryRequest:
     path: str
     answer_type: str | None = None
     request_id: str | None = None
-
-
-@dataclass(frozen=True)
-class Region:
-    """A resolved region: its mark reference ("red bbox", "blue point") and its pixel box."""
-
-    ref: str
-    box: tuple[float, float, float, float]
 
 
 def parse_query(text: str, default_path: str) -> QueryRequest:
@@ -96,17 +87,19 @@ def _check_question(question: str) -> str:
 
 def resolve_regions(specs: Sequence[Any], intrinsics: Intrinsics, camera_frame: str,
                     detections: Any | None, clicked_points: Sequence[Any]) -> list[Region]:
-    """Pixel boxes of a query's region specs, named by their mark colour in order; QueryError if one cannot
-    be resolved. `clicked_points` are geometry_msgs/PointStamped, the most recent last."""
+    """The `Region`s of a query's region specs (pixel boxes on the colour image, named by their mark colour in
+    order); QueryError if one cannot be resolved. `clicked_points` are geometry_msgs/PointStamped, the most
+    recent last."""
     regions = []
     for index, spec in enumerate(specs):
-        kind, box = _resolve(spec, intrinsics, camera_frame, detections, clicked_points)
-        regions.append(Region(region_ref(index, kind), tuple(float(value) for value in box)))
+        kind, box, point = _resolve(spec, intrinsics, camera_frame, detections, clicked_points)
+        regions.append(Region(box=box, ref=region_ref(index, kind), point=point))
     return regions
 
 
 def _resolve(spec: Any, intrinsics: Intrinsics, camera_frame: str, detections: Any | None,
-             clicked_points: Sequence[Any]) -> tuple[str, Sequence[float]]:
+             clicked_points: Sequence[Any]) -> tuple[str, Sequence[float], tuple[float, float] | None]:
+    """(mark kind, pixel box, the pixel of a point region)."""
     if isinstance(spec, list):
         spec = {"box": spec}
     if not isinstance(spec, dict) or len(spec) != 1:
@@ -114,13 +107,13 @@ def _resolve(spec: Any, intrinsics: Intrinsics, camera_frame: str, detections: A
                          "clicked_point")
     (kind, value), = spec.items()
     if kind == "box":
-        return "bbox", _numbers(value, 4, "box")
+        return "bbox", _numbers(value, 4, "box"), None
     if kind == "detection":
-        return "bbox", detection_box(_find_detection(detections, value))
-    if kind == "point":
-        return "point", _point_box(_numbers(value, 2, "point"), intrinsics)
-    if kind == "clicked_point":
-        return "point", _point_box(_clicked_pixel(value, intrinsics, camera_frame, clicked_points), intrinsics)
+        return "bbox", detection_box(_find_detection(detections, value)), None
+    if kind in ("point", "clicked_point"):
+        uv = (_numbers(value, 2, "point") if kind == "point"
+              else _clicked_pixel(value, intrinsics, camera_frame, clicked_points))
+        return "point", _point_box(uv, intrinsics), (float(uv[0]), float(uv[1]))
     raise QueryError(f"region {spec!r}: unknown kind {kind!r}; expected box, detection, point or clicked_point")
 
 
