@@ -130,7 +130,8 @@ def register(commands: argparse._SubParsersAction) -> None:
                           help="--model only: questions per batch (default 4)")
     evaluate.add_argument("--max-new-tokens", type=positive_int, default=MAX_NEW_TOKENS,
                           help=f"--model only: most tokens generated per answer (default {MAX_NEW_TOKENS})")
-    evaluate.add_argument("--backend", choices=BACKENDS[:1], default=BACKENDS[0], help="--model only: inference backend")
+    evaluate.add_argument("--backend", choices=BACKENDS[:1], default=BACKENDS[0],
+                          help="--model only: inference backend")
     evaluate.add_argument("--device", type=device_argument, help="--model only: torch device, e.g. cuda (default cpu)")
     evaluate.add_argument("--depth-model", help="--model only: depth estimator for questions without depth")
     evaluate.add_argument("--gallery-size", type=int, default=24, help="examples in gallery.html (0: none; default 24)")
