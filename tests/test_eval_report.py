@@ -78,7 +78,7 @@ def test_metrics_report_and_plots(tmp_path, qa_file, predictions_file, capsys):
                      "| DTR centre error, median | 0.050 m |", "## Per category",
                      "| distance | 2 | quantitative success | 50.0% |",
                      "| left_predicate | 2 | qualitative accuracy | 50.0% |", "## Paths taken", "| dtr | 25.0% | 1 |",
-                     "## Unparsed answers (2)", "| `d2` | distance | answer not understood | I cannot tell. |",
+                     "## Unparsed answers (2)", "| `d2` | distance | answer not understood: no length | I cannot tell. |",
                      "| `p2` | left_predicate | missing prediction | – |", "## Missing predictions (1)",
                      "[gallery.html](gallery.html)"):
         assert expected in report

@@ -57,6 +57,11 @@ def _print_summary(metrics: dict, files: dict) -> None:
     for key in _FIGURES_SHOWN:
         if metrics.get(key) is not None:
             print(f"  {key:<24}{metrics[key]:.4f}")
+    for figures in (metrics.get("per_benchmark") or {}).values():
+        shown = ", ".join(f"{key} {value:.4f}" + (f" (ours {figures['ours'][key]:.4f})"
+                                                   if figures["ours"][key] not in (None, value) else "")
+                          for key, value in figures["official"].items() if value is not None)
+        print(f"  {figures['title']} (official protocol): {shown or '–'}")
     if metrics.get("path_shares"):
         print("  path shares             " + ", ".join(f"{p} {s:.0%}" for p, s in metrics["path_shares"].items()))
     listings = (("missing predictions", "missing_predictions"), ("unknown prediction ids", "unknown_predictions"))
