@@ -118,7 +118,8 @@ _WORD_NUMBER_RE = re.compile(
 # "in centimeters", "(in feet)", "how many inches": the unit the question asks for.
 _QUESTION_UNIT_RE = re.compile(
     r"\b(?:in|using|with)\s+(?:units?\s+of\s+)?(?P<unit>" + "|".join(p for _, p, _ in _WORD_UNITS[:4])
-    + r"|inch(?:es)?|feet|foot|ft|yards?)\b|\bhow\s+many\s+(?P<many>(?:kilo|centi|milli)?met(?:er|re)s|feet|inches|yards)\b",
+    + r"|inch(?:es)?|feet|foot|ft|yards?)\b"
+    r"|\bhow\s+many\s+(?P<many>(?:kilo|centi|milli)?met(?:er|re)s|feet|inches|yards)\b",
     re.IGNORECASE,
 )
 

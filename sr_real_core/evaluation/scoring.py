@@ -2,8 +2,9 @@
 
 A verdict reads one completion (``understanding``), compares it with the record's solution by the
 protocol of the record's benchmark (``protocol``: Q-Spatial's numeric success is δ < 2, the others' the
-0.75-1.25 band; a range is read by the protocol's range rule) and measures the DTR centre errors; ``summarize`` turns verdicts into the figures below through
-``sr_real_core.metrics.aggregate``. Every figure is None when no question of its kind exists.
+0.75-1.25 band; a range is read by the protocol's range rule) and measures the DTR centre errors;
+``summarize`` turns verdicts into the figures below through ``sr_real_core.metrics.aggregate``. Every
+figure is None when no question of its kind exists.
 
 - ``qualitative_accuracy``: choice and yes/no questions answered right (exact match after understanding).
 - ``quantitative_success``: numeric answers with 0.75 * gt <= pred <= 1.25 * gt (SpatialRGPT-Bench).

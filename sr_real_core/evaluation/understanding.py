@@ -48,8 +48,8 @@ that is not its object ("Positioned in front is Region [1]"); with only its obje
 behind Region [1]"), the other participant.
 
 Known limits: one relation axis per question; "Region [0], compared with Region [1], is taller" reads
-Region [1] as the subject; sarcasm and hedged double answers ("left or maybe right") are not understood. Anything not understood is
-None: unparsed, scored as wrong and listed.
+Region [1] as the subject; sarcasm and hedged double answers ("left or maybe right") are not understood.
+Anything not understood is None: unparsed, scored as wrong and listed.
 """
 
 from __future__ import annotations
