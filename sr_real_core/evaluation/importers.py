@@ -1,30 +1,36 @@
 """Importers: public spatial benchmarks -> this project's QA records (``sr-real eval import``).
 
 Every importer reads JSON Lines, JSON (a list of rows, or ``{"data": [...]}``) or Parquet (the Hugging Face
-datasets' files), from one file or from every such file under a folder, and writes QA records (see
-``records``) whose ``image`` path is relative to the output file. An image given by path is kept where it
-is (resolved against ``--image-root``, default the folder of the file that names it); an image embedded in
-the rows (Parquet ``{bytes, path}``) is written once to ``<output stem>_images/``. The benchmark's own
-fields are kept under ``source``; ids are the benchmark's ids where it has them, so that predictions made
-elsewhere still match. A row that cannot be converted (an answer that cannot be read, a missing field)
-is skipped and reported by id with the reason; it never disappears silently.
+datasets' files), from one file or from every such file under a folder (only the Parquet files when the
+folder has any: the releases repeat their rows in JSON beside them), and writes QA records (see ``records``)
+whose ``image`` path is relative to the output file. An image embedded in the rows (Parquet ``{bytes,
+path}``) is written once to ``<output stem>_images/``; an image given by path is kept where it is (resolved
+against ``--image-root``, default the folder of the file that names it), and one that is not on disk is
+listed (``strict``: an error, and nothing is written). CSV is refused with a message naming the files to
+use. The benchmark's own fields are kept under ``source``; ids are the benchmark's ids where it has them,
+so that predictions made elsewhere still match. A row that cannot be converted (an answer that cannot be
+read, a missing field) is skipped and reported by id with the reason; it never disappears silently.
 
-SpatialRGPT-Bench (``a8cheng/SpatialRGPT-Bench``; images from Omni3D, downloaded apart)
-    Rows ``{id, image_info{file_path, ...}, text_q, conversations, bbox | rle, qa_info{type, category}}``
-    (fields may arrive as JSON or Python-literal strings). Question: ``text_q``; answer: the first "gpt"
+SpatialRGPT-Bench (``a8cheng/SpatialRGPT-Bench``: ``data/val-*.parquet`` embeds the images)
+    Rows ``{id, image, image_info{file_path, ...}, text_q, conversations, bbox, rle, qa_info{type, category}}``
+    (nested fields arrive as JSON or Python-literal strings). Question: ``text_q``; answer: the first "gpt"
     turn. qa_info.type quantitative -> numeric (category ``distance_data`` -> ``distance``, ...; ``direction``
     -> direction); qualitative ``*_predicate`` -> yesno, ``*_choice`` -> choice with options = the regions
     in order of mention ("Region [0]", "Region [1]"). The solution is read from the benchmark's own answer
-    with the same understanding as predictions (``understanding``). Regions: ``{ref: "Region [i]", bbox_2d}``
-    from ``bbox`` ([x1, y1, x2, y2] px), else from the bounds of ``rle`` (COCO run-length, compressed or
-    not); the RLE itself is kept in the region.
+    with the same understanding as predictions (``understanding``). Image: the embedded one, else
+    ``image_info.file_path``. Regions: ``{ref: "Region [i]", bbox_2d, rle, mask}``: ``bbox_2d`` from ``bbox``
+    ([x1, y1, x2, y2] px), else from the bounds of ``rle`` (COCO run-length, compressed or not); ``mask``: the
+    RLE written out as a PNG under ``<output stem>_masks/``, the region its protocol gives the model (the
+    official evaluation uses the masks; the boxes are looser).
 Q-Spatial (``andrewliao11/Q-Spatial-Bench``: splits QSpatial_plus, QSpatial_scannet)
     Rows ``{question, answer_value, answer_unit, question_type, image_path, image}``; the solution is
-    ``answer_value`` in ``answer_unit`` converted to metres; ids ``<split>_<row>`` (the split is the file
-    name before ``-0000x-of-...``); category = ``question_type``. QSpatial_scannet rows carry no image
-    bytes: pass ``--image-root`` to the ScanNet frames fetched with the benchmark's own script.
-CV-Bench 3D (``nyu-visionx/CV-Bench``)
-    Rows ``{idx, type, task, question, choices, answer: "(A)", prompt, filename | image, ...}``; only
+    ``answer_value`` in ``answer_unit`` converted to metres (float32 values are read back as the shortest
+    decimal they hold: 0.3, not 0.30000001192092896); ids ``<split>_<row>`` (the split is the file name
+    before ``-0000x-of-...``); category = ``question_type``. QSpatial_scannet rows carry no image bytes:
+    pass ``--image-root`` to the ScanNet frames fetched with the benchmark's own script.
+CV-Bench 3D (``nyu-visionx/CV-Bench``: ``test_2d`` / ``test_3d`` as ``.parquet`` with the images and as
+``.jsonl`` naming ``img/`` files that its ``build_img.py`` writes)
+    Rows ``{idx, type, task, question, choices, answer: "(A)", prompt, filename, image, ...}``; only
     ``type == "3D"`` rows (tasks Depth and Distance) are imported, as choice questions: question = ``prompt``
     (the question with its lettered choices), options = ``choices``, category ``depth_choice`` /
     ``distance_choice``. The boxes are drawn in CV-Bench's images already; they are kept under ``source``.
