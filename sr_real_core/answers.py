@@ -41,6 +41,7 @@ none of them raises on any str.
 
 from __future__ import annotations
 
+import functools
 import math
 import numbers
 import re
@@ -276,6 +277,7 @@ def _is_quoted(text: str, start: int) -> bool:
     return opens_quote and not (start > 1 and text[start - 2].isdigit())
 
 
+@functools.lru_cache(maxsize=256)  # few distinct spellings; a long answer repeats them
 def _unit_name(spelling: str) -> str:
     for name, pattern in _UNIT_PATTERNS:
         if pattern.fullmatch(spelling):

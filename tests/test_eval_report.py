@@ -174,7 +174,7 @@ def test_cli_errors_and_strict_mode(tmp_path, qa_file, predictions_file, capsys)
 
 def test_cli_import(tmp_path, capsys):
     out = tmp_path / "cv.jsonl"
-    assert main(["eval", "import", "cvbench", str(FIXTURES / "cvbench" / "test.jsonl"), "--out", str(out)]) == 0
+    assert main(["eval", "import", "cvbench", str(FIXTURES / "cvbench" / "test_3d.jsonl"), "--out", str(out)]) == 0
     assert "wrote 2 QA records" in capsys.readouterr().out
     assert main(["eval", "import", "spatialrgpt", str(FIXTURES / "spatialrgpt" / "bench.jsonl"), "--out", str(out),
                  "--strict"]) == 1

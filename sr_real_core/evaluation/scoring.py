@@ -37,7 +37,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from sr_real_core.evaluation.protocol import PROJECT, PROTOCOLS, Protocol, benchmark_of, protocol_for
+import numpy as np
+
+from sr_real_core.evaluation.protocol import PROJECT, PROTOCOLS, Protocol, protocol_for
 from sr_real_core.evaluation.records import Prediction, QARecord
 from sr_real_core.evaluation.understanding import answer_text, read_numeric, understand
 from sr_real_core.grammar import ParsedCompletion
@@ -248,22 +250,24 @@ def _protocol_figures(verdicts: Sequence[Verdict], *, strict: bool) -> dict[str,
     def correct(verdict: Verdict) -> bool:
         return verdict.correct_strict if strict else verdict.correct
 
-    def ends(verdict: Verdict) -> list[Any]:
-        return verdict.pred_range if strict and verdict.pred_range else [verdict.pred]
-
     numeric = [v for v in verdicts if v.answer_type == "numeric"]
-    parsed = [v for v in numeric if v.parsed]
-    deltas = {f"delta_{name}": _share(all(delta_success(end, v.solution, threshold) for end in ends(v)) if v.parsed
-                                      else False for v in numeric)
-              for name, threshold in (("2", 2.0), ("1_5", 1.5))}
-    return {
+    # each answer's ends: one value, or a range's low and high when ours must pass at both
+    low, high = (np.array([math.nan if v.pred is None else (v.pred_range[end] if strict and v.pred_range else v.pred)
+                           for v in numeric], dtype=float) for end in (0, 1))
+    gt = np.array([v.solution for v in numeric], dtype=float)
+    parsed = np.isfinite(low)
+    figures = {
         "accuracy": _share(correct(v) for v in verdicts),
         "qualitative_accuracy": _share(correct(v) for v in verdicts if v.answer_type in ("choice", "yesno")),
         "quantitative_success": _share(correct(v) for v in verdicts if v.answer_type in ("numeric", "direction")),
         "direction_success": _share(v.correct for v in verdicts if v.answer_type == "direction"),
-        "abs_rel": (sum(max(float(abs_rel_error(end, v.solution)) for end in ends(v)) for v in parsed) / len(parsed)
-                    if parsed else None),
-    } | deltas
+        "abs_rel": float(np.maximum(abs_rel_error(low, gt), abs_rel_error(high, gt))[parsed].mean())
+        if parsed.any() else None,
+    }
+    for name, threshold in (("2", 2.0), ("1_5", 1.5)):
+        passed = delta_success(low, gt, threshold) & delta_success(high, gt, threshold)
+        figures[f"delta_{name}"] = float(passed.mean()) if numeric else None
+    return figures
 
 
 def _category(verdict: Verdict) -> str:
