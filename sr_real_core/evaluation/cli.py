@@ -57,6 +57,11 @@ def _print_summary(metrics: dict, files: dict) -> None:
     for key in _FIGURES_SHOWN:
         if metrics.get(key) is not None:
             print(f"  {key:<24}{metrics[key]:.4f}")
+    for figures in (metrics.get("per_benchmark") or {}).values():
+        shown = ", ".join(f"{key} {value:.4f}" + (f" (ours {figures['ours'][key]:.4f})"
+                                                   if figures["ours"][key] not in (None, value) else "")
+                          for key, value in figures["official"].items() if value is not None)
+        print(f"  {figures['title']} (official protocol): {shown or '–'}")
     if metrics.get("path_shares"):
         print("  path shares             " + ", ".join(f"{p} {s:.0%}" for p, s in metrics["path_shares"].items()))
     listings = (("missing predictions", "missing_predictions"), ("unknown prediction ids", "unknown_predictions"))
@@ -74,14 +79,15 @@ def _cmd_import(args: argparse.Namespace) -> int:
     from sr_real_core.evaluation.records import EvaluationInputError
 
     try:
-        result = import_benchmark(args.benchmark, args.source, args.out, image_root=args.image_root, limit=args.limit)
+        result = import_benchmark(args.benchmark, args.source, args.out, image_root=args.image_root, limit=args.limit,
+                                  strict=args.strict)
     except (EvaluationInputError, OSError, ValueError) as error:
         return _fail(str(error))
     print(f"wrote {len(result.records)} QA records to {args.out}")
     if result.filtered:
         print(f"{result.filtered} rows outside the importer's scope (CV-Bench 2D) left out")
     if result.images_missing:
-        print(f"warning: {result.images_missing} images are not on disk (yet); see --image-root", file=sys.stderr)
+        print(f"warning: {result.missing_images_message()}", file=sys.stderr)
     for entry in result.skipped:
         print(f"skipped {entry}", file=sys.stderr)
     return 1 if args.strict and result.skipped else 0
@@ -140,7 +146,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     importer.add_argument("--image-root", help="folder the benchmark's image paths are relative to "
                                                "(default: the folder of the file naming them)")
     importer.add_argument("--limit", type=int, help="import at most this many records")
-    importer.add_argument("--strict", action="store_true", help="exit 1 if any row is skipped")
+    importer.add_argument("--strict", action="store_true",
+                          help="exit 1 if any row is skipped; exit 2, writing nothing, if an image is not on disk")
     importer.set_defaults(handler=_cmd_import)
 
     compare = actions.add_parser("compare", help="several metrics.json side by side in one Markdown table")
