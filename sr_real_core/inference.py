@@ -150,19 +150,19 @@ class SpatialReasoner:
         self.depth_estimator = depth_estimator  # fills in depth for images that have none (see depth_estimation)
 
     @classmethod
-    def from_pretrained(cls, path: str, *, backend: str = "torch", device: str | None = None, dtype=None,
+    def from_pretrained(cls, path: str, *, backend: str | None = None, device: str | None = None, dtype=None,
                         max_new_tokens: int = 512, depth_model: str | None = None) -> SpatialReasoner:
-        if backend != "torch":
-            raise ValueError(f"unknown backend {backend!r}; available: torch")
-        from sr_real_core.model.loading import load_model
+        """A checkpoint (PyTorch) or a deploy folder (`sr-real export onnx`; ONNX Runtime or TensorRT, as its
+        manifest says unless `backend` names one). A backend that cannot load here raises with the reason."""
+        from sr_real_core.backends import load_backend
 
-        model, processor = load_model(path, dtype=dtype, device=device)
+        processor, runtime = load_backend(path, backend, device=device, dtype=dtype)
         depth_estimator = None
         if depth_model is not None:
             from sr_real_core.model.depth_estimation import MonocularDepthEstimator
 
             depth_estimator = MonocularDepthEstimator(depth_model, device=device or "cpu")
-        return cls(processor, TorchBackend(model), max_new_tokens=max_new_tokens, depth_estimator=depth_estimator)
+        return cls(processor, runtime, max_new_tokens=max_new_tokens, depth_estimator=depth_estimator)
 
     def ask(self, question: str, images: Any, *, depth: Any = None, intrinsics: Any = None,
             regions: Sequence[Mapping[str, Any]] = (), path: str = "reference",

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from sr_real_core.evaluation import BENCHMARKS
 from sr_real_core.inference import PATH_MODES
+from sr_real_core.spatial_query.config import BACKENDS
 
 _FIGURES_SHOWN = ("accuracy", "qualitative_accuracy", "quantitative_success", "abs_rel", "qspatial_delta2", "mra",
                   "direction_success", "center_error_median_m", "format_failure_rate")
@@ -120,7 +121,8 @@ def register(commands: argparse._SubParsersAction) -> None:
                           help="--model only: path to ask for (reference: DTR with regions, LOR without; default)")
     evaluate.add_argument("--batch-size", type=int, default=4, help="--model only: questions per batch (default 4)")
     evaluate.add_argument("--max-new-tokens", type=int, default=512, help="--model only (default 512)")
-    evaluate.add_argument("--backend", choices=("torch",), default="torch", help="--model only")
+    evaluate.add_argument("--backend", choices=BACKENDS, help="--model only; default: from the "
+                          "deploy folder's manifest, torch for a checkpoint")
     evaluate.add_argument("--device", help="--model only: torch device, e.g. cuda (default cpu)")
     evaluate.add_argument("--depth-model", help="--model only: depth estimator for questions without depth")
     evaluate.add_argument("--gallery-size", type=int, default=24, help="examples in gallery.html (0: none; default 24)")

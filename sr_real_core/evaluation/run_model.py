@@ -31,7 +31,7 @@ class ModelRunConfig:
     path_mode: str = "reference"
     batch_size: int = 4
     max_new_tokens: int = 512
-    backend: str = "torch"
+    backend: str | None = None  # None: from the deploy folder's manifest, torch for a checkpoint
     device: str | None = None
     depth_model: str | None = None  # depth estimator for records without depth
 

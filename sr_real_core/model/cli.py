@@ -5,6 +5,8 @@ import argparse
 import json
 import sys
 
+from sr_real_core.spatial_query.config import BACKENDS
+
 
 def _cmd_tiny(args: argparse.Namespace) -> int:
     from sr_real_core.model.tiny import write_tiny_model
@@ -71,7 +73,8 @@ def register(commands: argparse._SubParsersAction) -> None:
                      help="reasoning path to ask for; reference: DTR with regions, LOR without (default)")
     ask.add_argument("--answer-type", choices=("numeric", "choice", "yesno", "direction"),
                      help="expected answer type, if known")
-    ask.add_argument("--backend", choices=("torch",), default="torch")
+    ask.add_argument("--backend", choices=BACKENDS, help="default: onnxruntime/tensorrt as a deploy folder's manifest "
+                                                         "says, torch for a checkpoint")
     ask.add_argument("--device", help="torch device, e.g. cuda (default: cpu)")
     ask.add_argument("--max-new-tokens", type=int, default=512)
     ask.set_defaults(handler=_cmd_ask)
