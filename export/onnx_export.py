@@ -148,8 +148,13 @@ def source_hashes(checkpoint: Path) -> dict[str, str]:
     return {p.name: sha256_file(p) for p in sorted(checkpoint.glob("*.safetensors"))}
 
 
-def write_deploy_folder(model, processor, out: Path, source: dict[str, Any], opset: int = OPSET) -> Path:
-    """Export `model` (an `SRRealForConditionalGeneration`, FP32, eval) into the deploy folder `out`."""
+PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16}
+
+
+def write_deploy_folder(model, processor, out: Path, source: dict[str, Any], opset: int = OPSET,
+                        precision: str = "fp32") -> Path:
+    """Export `model` (an `SRRealForConditionalGeneration`) into the deploy folder `out`, in FP32 or FP16
+    (FP16: the half-precision model's own dtype rules keep norms, softmax and rotary angles in FP32)."""
     import onnx
     import transformers
 
@@ -157,20 +162,24 @@ def write_deploy_folder(model, processor, out: Path, source: dict[str, Any], ops
     if out.exists():
         raise FileExistsError(f"{out} exists; choose a new --out (deploy folders are never overwritten)")
     out.parent.mkdir(parents=True, exist_ok=True)
-    model = model.float().eval()
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    dtype = PRECISIONS[precision]
+    model = model.to(dtype).eval()
     constants = host_constants(model, processor)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
         graphs = {"vision": VisionGraph(model), "embed": EmbedGraph(model), "decoder": DecoderGraph(model)}
         with torch.no_grad():
             for name, (inputs, outputs) in example_inputs(constants).items():
+                inputs = {k: v.to(dtype) if v.is_floating_point() else v for k, v in inputs.items()}
                 export_graph(graphs[name].eval(), inputs, outputs, staging / f"{name}.onnx", opset)
         processor.save_pretrained(staging)
         model.config.to_json_file(staging / "config.json")
         model.generation_config.save_pretrained(staging)
         manifest = {
-            "format": FORMAT, "format_version": FORMAT_VERSION, "backend": "onnxruntime", "precision": "fp32",
-            "io_dtype": "float32", "opset": opset,
+            "format": FORMAT, "format_version": FORMAT_VERSION, "backend": "onnxruntime", "precision": precision,
+            "io_dtype": str(dtype).removeprefix("torch."), "opset": opset,
             "versions": {"torch": torch.__version__, "transformers": transformers.__version__,
                          "onnx": onnx.__version__},
             "source": source, "model": constants,
@@ -194,14 +203,14 @@ def write_manifest(folder: Path, manifest: dict[str, Any]) -> None:
     (folder / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2) + "\n")
 
 
-def export_checkpoint(checkpoint: str | Path, out: str | Path, opset: int = OPSET) -> Path:
-    """`sr-real export onnx`: load a checkpoint (SR-REAL or Qwen2.5-VL; a PEFT adapter folder is merged) and export."""
+def export_checkpoint(checkpoint: str | Path, out: str | Path, opset: int = OPSET, precision: str = "fp32") -> Path:
+    """`sr-real export onnx`: load a checkpoint (SR-REAL or Qwen2.5-VL, adapters already merged) and export."""
     from sr_real_core.model.loading import load_model, resolve_checkpoint
 
     directory = resolve_checkpoint(checkpoint)
     model, processor = load_model(directory, dtype=torch.float32)
     source = {"checkpoint": str(directory), "weights_sha256": source_hashes(directory)}
-    return write_deploy_folder(model, processor, Path(out), source, opset)
+    return write_deploy_folder(model, processor, Path(out), source, opset, precision)
 
 
 def export_merged(peft_model, processor, out: str | Path, source: dict[str, Any] | None = None) -> Path:

@@ -53,7 +53,8 @@ class PointEncoder(nn.Module):
                                  ZeroInitLinear(hidden_size, hidden_size))
 
     def forward(self, points: torch.Tensor) -> torch.Tensor:
-        known = torch.isfinite(points).all(-1, keepdim=True)
+        # isfinite written as |x| < inf (NaN compares false): exports without IsInf, which TensorRT's parser lacks
+        known = (points.abs() < float("inf")).all(-1, keepdim=True)
         points = torch.where(known, points, 0.0).float()
         frequencies = 2.0 ** torch.arange(self.num_frequencies, device=points.device, dtype=points.dtype)
         angles = (points[..., None] * frequencies).flatten(-2)
