@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 # Modules exposing `register(commands: argparse._SubParsersAction) -> None`.
 _SUBSYSTEMS: tuple[str, ...] = ("sr_real_core.model.cli", "sr_real_core.data.cli", "sr_real_core.evaluation.cli",
-                               "sr_real_core.serve_cli", "training.cli")
+                               "sr_real_core.serve_cli", "training.cli", "export.cli")
 
 
 def _cmd_lift(args: argparse.Namespace) -> int:
