@@ -15,7 +15,7 @@ def _cmd_onnx(args: argparse.Namespace) -> int:
     from .onnx_export import export_checkpoint
 
     try:
-        print(export_checkpoint(args.model, args.out, opset=args.opset, precision=args.precision))
+        print(export_checkpoint(args.model, args.out, opset=args.opset, precision=args.precision, base=args.base))
     except (OSError, ValueError) as error:
         return _fail("onnx", error)
     return 0
@@ -72,7 +72,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     actions = export.add_subparsers(dest="export_command", required=True, metavar="ACTION")
 
     onnx = actions.add_parser("onnx", help="export a checkpoint (LoRA merged) to a deploy folder of ONNX graphs")
-    onnx.add_argument("--model", required=True, help="SR-REAL or Qwen2.5-VL checkpoint directory (safetensors)")
+    onnx.add_argument("--model", required=True, help="SR-REAL or Qwen2.5-VL checkpoint directory (safetensors), or a LoRA adapter folder")
+    onnx.add_argument("--base", help="with a LoRA adapter folder as --model: the checkpoint it was trained on")
     onnx.add_argument("--out", required=True, help="deploy folder to create (must not exist)")
     onnx.add_argument("--precision", choices=("fp32", "fp16"), default="fp32",
                       help="fp16: half-precision graphs (norms, softmax, rotary angles stay FP32), for TensorRT")

@@ -203,19 +203,30 @@ def write_manifest(folder: Path, manifest: dict[str, Any]) -> None:
     (folder / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2) + "\n")
 
 
-def export_checkpoint(checkpoint: str | Path, out: str | Path, opset: int = OPSET, precision: str = "fp32") -> Path:
-    """`sr-real export onnx`: load a checkpoint (SR-REAL or Qwen2.5-VL, adapters already merged) and export."""
+def load_for_export(checkpoint: str | Path, base: str | Path | None = None):
+    """(model, processor, source) of a checkpoint, or of a LoRA adapter folder merged into its base
+    (`merge_and_unload`: the deploy folder holds plain weights)."""
     from sr_real_core.model.loading import load_model, resolve_checkpoint
 
+    adapter = Path(checkpoint)
+    if (adapter / "adapter_config.json").is_file():
+        if base is None:
+            raise ValueError(f"{adapter} is a LoRA adapter: give --base, the checkpoint it was trained on")
+        from peft import PeftModel
+
+        directory = resolve_checkpoint(base)
+        model, processor = load_model(directory, dtype=torch.float32)
+        model = PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()
+        source = {"checkpoint": str(directory), "weights_sha256": source_hashes(directory),
+                  "adapter": str(adapter), "adapter_sha256": source_hashes(adapter)}
+        return model, processor, source
     directory = resolve_checkpoint(checkpoint)
     model, processor = load_model(directory, dtype=torch.float32)
-    source = {"checkpoint": str(directory), "weights_sha256": source_hashes(directory)}
+    return model, processor, {"checkpoint": str(directory), "weights_sha256": source_hashes(directory)}
+
+
+def export_checkpoint(checkpoint: str | Path, out: str | Path, opset: int = OPSET, precision: str = "fp32",
+                      base: str | Path | None = None) -> Path:
+    """`sr-real export onnx`: a checkpoint (SR-REAL or Qwen2.5-VL; a LoRA adapter with its base) -> deploy folder."""
+    model, processor, source = load_for_export(checkpoint, base)
     return write_deploy_folder(model, processor, Path(out), source, opset, precision)
-
-
-def export_merged(peft_model, processor, out: str | Path, source: dict[str, Any] | None = None) -> Path:
-    """Export a PEFT (LoRA) model: the adapters are merged into the weights first (`merge_and_unload`)."""
-    merged = peft_model.merge_and_unload()
-    return write_deploy_folder(merged, processor, Path(out), source or {"checkpoint": None, "merged_lora": True})
-
-
