@@ -6,6 +6,7 @@ model itself, so every parity test is also "merge then export equals the adapter
 """
 import json
 import shutil
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +23,7 @@ from sr_real_core.geometry import load_depth
 from sr_real_core.inference import TorchBackend
 from sr_real_core.model.loading import load_model
 from sr_real_core.model.tiny import write_tiny_model
+from test_ros_dds import loopback_env  # noqa: F401 - a fixture
 
 RGBD = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "rgbd" / "open3d_test_data"
 pytestmark = pytest.mark.skipif(not RGBD.is_dir(), reason=f"shared data absent: {RGBD}")
@@ -261,3 +263,31 @@ def test_tensorrt_engines_match_onnxruntime(exported, frame, capsys):
     (fp16 / "engines" / "engines.json").write_text(json.dumps(sidecar))
     code, _, err = ask(capsys, fp16, frame, "--backend", "tensorrt")
     assert code == 2 and "built elsewhere" in err
+
+
+def test_the_dds_node_answers_identically_with_backend_onnxruntime(exported, loopback_env):
+    from test_ros_dds import ANSWER_S, HEIGHT, WIDTH, connect, domain_for, start_node, stop_node
+    from test_ros_dds import ask as ask_node
+
+    nodes = {}
+    for offset, (name, model, backend) in enumerate((("torch", exported["merged"], "torch"),
+                                                     ("onnxruntime", exported["deploy"], "onnxruntime"))):
+        domain = domain_for(40 + offset)
+        command = [sys.executable, "-m", "sr_real_core.cli", "serve", "--transport", "dds", "--loopback",
+                   "--domain-id", str(domain), "--model", str(model), "-p", f"backend={backend}",
+                   "-p", "max_new_tokens=16", "--duration", str(2 * ANSWER_S)]
+        nodes[name] = (domain, start_node(command, loopback_env))
+    answers, outputs = {}, {}
+    try:
+        rgb = np.random.default_rng(1).integers(0, 256, (HEIGHT, WIDTH, 3), dtype=np.uint8)
+        depth = np.full((HEIGHT, WIDTH), 1800, np.uint16)
+        query = json.dumps({"question": "How far is the chair (red bbox) <region>?", "regions": [[10, 10, 30, 40]],
+                            "path": "dtr"})
+        for name, (domain, node) in nodes.items():
+            answers[name] = ask_node(connect(domain, node), query, rgb, depth)
+    finally:
+        for name, (_, node) in nodes.items():
+            outputs[name] = stop_node(node)
+    assert answers["onnxruntime"]["status"] == "ok", outputs["onnxruntime"]
+    for key in ("completion", "answer", "path", "detections"):
+        assert answers["onnxruntime"].get(key) == answers["torch"].get(key), key
