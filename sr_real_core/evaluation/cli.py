@@ -127,7 +127,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--batch-size", type=int, default=4, help="--model only: questions per batch (default 4)")
     evaluate.add_argument("--max-new-tokens", type=int, default=MAX_NEW_TOKENS,
                           help=f"--model only (default {MAX_NEW_TOKENS})")
-    evaluate.add_argument("--backend", choices=BACKENDS[:1], default=BACKENDS[0], help="--model only")
+    evaluate.add_argument("--backend", choices=BACKENDS, help="--model only; default: from the "
+                          "deploy folder's manifest, torch for a checkpoint")
     evaluate.add_argument("--device", help="--model only: torch device, e.g. cuda (default cpu)")
     evaluate.add_argument("--depth-model", help="--model only: depth estimator for questions without depth")
     evaluate.add_argument("--gallery-size", type=int, default=24, help="examples in gallery.html (0: none; default 24)")

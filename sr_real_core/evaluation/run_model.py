@@ -28,7 +28,7 @@ from sr_real_core.evaluation.protocol import protocol_for
 from sr_real_core.evaluation.records import EvaluationInputError, QARecord
 from sr_real_core.evaluation.understanding import make_participant
 from sr_real_core.inference import SpatialReasoner
-from sr_real_core.query import BACKENDS, DEFAULT_PATH_MODE, MAX_NEW_TOKENS, PATH_MODES, REGION_TOKEN, Query
+from sr_real_core.query import DEFAULT_PATH_MODE, MAX_NEW_TOKENS, PATH_MODES, REGION_TOKEN, Query
 
 
 @dataclass(frozen=True)
@@ -36,7 +36,7 @@ class ModelRunConfig:
     path_mode: str = DEFAULT_PATH_MODE
     batch_size: int = 4
     max_new_tokens: int = MAX_NEW_TOKENS
-    backend: str = BACKENDS[0]
+    backend: str | None = None  # None: from the deploy folder's manifest, torch for a checkpoint
     device: str | None = None
     depth_model: str | None = None  # depth estimator for records without depth
 

@@ -72,7 +72,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     ask.add_argument("--path", choices=PATH_MODES, default=DEFAULT_PATH_MODE,
                      help="reasoning path to ask for; reference: DTR with regions, LOR without (default)")
     ask.add_argument("--answer-type", choices=ANSWER_TYPES, help="expected answer type, if known")
-    ask.add_argument("--backend", choices=BACKENDS[:1], default=BACKENDS[0])  # the others arrive with the export
+    ask.add_argument("--backend", choices=BACKENDS, help="default: onnxruntime/tensorrt as a deploy folder's manifest "
+                                                         "says, torch for a checkpoint")
     ask.add_argument("--device", help="torch device, e.g. cuda (default: cpu)")
     ask.add_argument("--max-new-tokens", type=int, default=MAX_NEW_TOKENS)
     ask.set_defaults(handler=_cmd_ask)
