@@ -17,7 +17,7 @@ from sr_real_core.errors import DEBUG_ENV, run_command
 
 # Modules exposing `register(commands: argparse._SubParsersAction) -> None`.
 _SUBSYSTEMS: tuple[str, ...] = ("sr_real_core.model.cli", "sr_real_core.data.cli", "sr_real_core.evaluation.cli",
-                               "sr_real_core.ros.cli", "sr_real.training.cli")
+                               "sr_real_core.ros.cli", "sr_real.training.cli", "sr_real.export.cli")
 
 
 def _run_ros(args: argparse.Namespace, ros_args: list[str]) -> int:

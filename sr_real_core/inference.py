@@ -14,8 +14,8 @@ the completion (`path`, None when the completion follows neither grammar).
 Regions are referred to in the question by `<region>` tokens, the i-th token for the i-th region
 ("the chair (red bbox) <region>"). As in training, the regions are also drawn on the image as coloured boxes,
 red, blue, green, yellow in question order (`sr_real_core.marks`); `mark_regions=False` turns that off.
-A backend only maps processor outputs to new token ids (`Backend`); the PyTorch backend is here, ONNX Runtime
-or TensorRT backends plug in behind the same `SpatialReasoner`. Decoding is greedy.
+A backend only maps processor outputs to new token ids (`Backend`); the runtimes (PyTorch for a checkpoint,
+ONNX Runtime or TensorRT for a deploy folder) live in `sr_real_core.backends`. Decoding is greedy.
 """
 from __future__ import annotations
 
@@ -60,21 +60,6 @@ class Backend(Protocol):
     """Generates the completion token ids of a batch of processor outputs (greedy decoding)."""
 
     def generate(self, inputs: Mapping[str, Any], max_new_tokens: int) -> list[list[int]]: ...
-
-
-class TorchBackend:
-    """Hugging Face transformers `generate` on an `SRRealForConditionalGeneration`."""
-
-    def __init__(self, model):
-        self.model = model
-
-    def generate(self, inputs: Mapping[str, Any], max_new_tokens: int) -> list[list[int]]:
-        import torch
-
-        inputs = {k: v.to(self.model.device) if hasattr(v, "to") else v for k, v in inputs.items()}
-        with torch.inference_mode():
-            sequences = self.model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False)
-        return sequences[:, inputs["input_ids"].shape[1]:].tolist()
 
 
 def length_of_answer(answer: str | None, answer_type: str | None) -> float | None:
@@ -128,19 +113,19 @@ class SpatialReasoner:
         self.depth_estimator = depth_estimator  # fills in depth for images that have none (see depth_estimation)
 
     @classmethod
-    def from_pretrained(cls, path: str, *, backend: str = "torch", device: str | None = None, dtype=None,
+    def from_pretrained(cls, path: str, *, backend: str | None = None, device: str | None = None, dtype=None,
                         max_new_tokens: int = MAX_NEW_TOKENS, depth_model: str | None = None) -> SpatialReasoner:
-        if backend != "torch":  # the other BACKENDS plug in with the export
-            raise ValueError(f"unknown backend {backend!r}; available: torch")
-        from sr_real_core.model.loading import load_model
+        """A checkpoint (PyTorch) or a deploy folder (`sr-real export onnx`; ONNX Runtime or TensorRT, as its
+        manifest says unless `backend` names one). A backend that cannot load here raises with the reason."""
+        from sr_real_core.backends import load_backend
 
-        model, processor = load_model(path, dtype=dtype, device=device)
+        processor, runtime = load_backend(path, backend, device=device, dtype=dtype)
         depth_estimator = None
         if depth_model is not None:
             from sr_real_core.model.depth_estimation import MonocularDepthEstimator
 
             depth_estimator = MonocularDepthEstimator(depth_model, device=device or "cpu")
-        return cls(processor, TorchBackend(model), max_new_tokens=max_new_tokens, depth_estimator=depth_estimator)
+        return cls(processor, runtime, max_new_tokens=max_new_tokens, depth_estimator=depth_estimator)
 
     def ask(self, question: str, images: Any, *, depth: Any = None, intrinsics: Any = None,
             regions: Sequence[Region | Mapping[str, Any]] = (), path: str = DEFAULT_PATH_MODE,

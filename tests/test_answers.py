@@ -9,7 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sr_real_core.answers import (
-    canonical_solution, parse_answer, parse_choice, parse_clock, parse_length_m, parse_yes_no,
+    canonical_solution, length_unit, parse_answer, parse_choice, parse_clock, parse_length_m, parse_yes_no,
+    question_unit, read_length,
 )
 
 FOOT, INCH = 0.3048, 0.0254
@@ -49,7 +50,7 @@ FOOT, INCH = 0.3048, 0.0254
         ("So the answer is 1.5 m", 1.5),
         ("The table is 2 m wide, so the gap is 40 cm.", 0.40),  # the last length with a unit
         ("Region 12 is 3 in front of region 2", 3.0),  # "in front" is not inches; region indices are skipped
-        ("1.2-1.5 m", 1.5),
+        ("1.2-1.5 m", 1.35),  # a range reads as its midpoint (parse_length_m range_rule="mean")
         ("It is '1.2' away", 1.2),  # quotes are not feet marks
         ("- 3 feet", 3 * FOOT),  # a list bullet, not a minus sign
     ],
@@ -70,6 +71,91 @@ def test_parse_length_m_rejects(text):
 def test_parse_length_m_bare_number_is_metres_and_unit_wins_over_bare():
     assert parse_length_m("7") == 7.0
     assert parse_length_m("2 objects, 30 cm apart, 4 chairs") == pytest.approx(0.30)
+
+
+# Issue 16: answers read from real free-text predictions on SpatialRGPT-Bench and Q-Spatial.
+@pytest.mark.parametrize(
+    ("text", "unit"),
+    [("approximately 450 pixels", "pixels"), ("450px", "px"), ("about 30% of the width", "%"),
+     ("roughly 45 degrees", "degrees"), ("2 seconds", "seconds"), ("it weighs 3 kg", "kg"),
+     ("the floor is 12 m² large", "m²"), ("moving at 2 m/s", "m/s"),
+     ("about 1/3 to 1/2 of the image", "proportion"), ("2 of the 5 chairs", "proportion")],
+)
+def test_non_length_units_are_unparsed_with_the_reason(text, unit):
+    assert parse_length_m(text) is None
+    assert read_length(text).reason == f"not a length ({unit})"
+
+
+def test_a_length_beside_a_non_length_unit_still_counts():
+    assert parse_length_m("The box spans 450 pixels, which is about 1.2 m.") == pytest.approx(1.2)
+
+
+@pytest.mark.parametrize(
+    ("text", "metres"),
+    [("3/4 meter", 0.75), ("1/2", 0.5), ("1 1/2 feet", 1.5 * FOOT), ("1,200 mm", 1.2), ("2,5 m", 2.5),
+     ("12,75 m", 12.75), ("1,250,000 mm", 1250.0), ("1.200 m", 1.2), ("about 1/0 m and 2 m", 2.0)],
+)
+def test_fractions_and_digit_separators(text, metres):
+    assert parse_length_m(text) == pytest.approx(metres)
+
+
+@pytest.mark.parametrize(
+    ("text", "metres"),
+    [("one meter", 1.0), ("half a meter", 0.5), ("two and a half feet", 2.5 * FOOT),
+     ("a quarter of a meter", 0.25), ("twenty-five centimeters", 0.25), ("one point five meters", 1.5),
+     ("about an inch", INCH), ("Roughly Three Feet", 3 * FOOT), ("5 foot 6", 5 * FOOT + 6 * INCH),
+     ("5'6", 5 * FOOT + 6 * INCH), ("five feet six inches", 5 * FOOT + 6 * INCH)],
+)
+def test_number_words_and_feet_with_bare_inches(text, metres):
+    assert parse_length_m(text) == pytest.approx(metres)
+
+
+def test_number_words_away_from_a_unit_are_not_numbers():
+    assert parse_length_m("The one on the left is taller.") is None
+    assert parse_length_m("one of them is 2 m tall") == pytest.approx(2.0)
+
+
+@pytest.mark.parametrize(
+    ("text", "interval"),
+    [("1.5 to 2 meters", (1.5, 2.0)), ("1.5-2 m", (1.5, 2.0)), ("1.5 – 2 m", (1.5, 2.0)),
+     ("3 or 4 feet", (3 * FOOT, 4 * FOOT)), ("between 1 m and 150 cm", (1.0, 1.5)),
+     ("between 2 and 3 meters", (2.0, 3.0)), ("2 m to 1 m", (1.0, 2.0))],
+)
+def test_ranges_read_as_intervals_and_reduce_by_rule(text, interval):
+    low, high = interval
+    reading = read_length(text)
+    assert (reading.low, reading.high) == (pytest.approx(low), pytest.approx(high))
+    assert parse_length_m(text) == pytest.approx((low + high) / 2)  # Q-Spatial: the mean
+    assert parse_length_m(text, range_rule="upper") == pytest.approx(high)
+    assert parse_length_m(text, range_rule="lower") == pytest.approx(low)
+    with pytest.raises(ValueError, match="range_rule"):
+        parse_length_m(text, range_rule="median")
+
+
+def test_two_lengths_joined_by_and_are_not_a_range_without_between():
+    assert parse_length_m("Region [0] is 2 m and Region [1] is 3 m") == pytest.approx(3.0)
+
+
+@pytest.mark.parametrize(
+    ("question", "unit"),
+    [("What is the height of the chair in centimeters?", "cm"), ("How wide is it (in feet)?", "ft"),
+     ("How many inches tall is the lamp?", "in"), ("Answer in meters: how far?", "m"),
+     ("How far is the cup from the chair in the room?", None), ("Is it in front?", None)],
+)
+def test_question_unit(question, unit):
+    assert question_unit(question) == unit
+
+
+def test_a_bare_number_takes_the_default_unit_but_a_stated_unit_wins():
+    assert parse_length_m("45", default_unit="cm") == pytest.approx(0.45)
+    assert parse_length_m("45 mm", default_unit="cm") == pytest.approx(0.045)
+    assert parse_length_m("1.5 to 2", default_unit="ft") == pytest.approx(1.75 * FOOT)
+
+
+@pytest.mark.parametrize(("spelling", "unit"), [("meters", "m"), ("Feet", "ft"), (" in ", "in"), ("cm", "cm"),
+                                                ("furlongs", None), ("", None), (None, None)])
+def test_length_unit(spelling, unit):
+    assert length_unit(spelling) == unit
 
 
 @settings(max_examples=200, deadline=None)

@@ -237,7 +237,7 @@ def test_help_texts(capsys):
     for argv in (["ask", "--help"], ["data", "synth", "--help"], ["data", "qa", "--help"], ["eval", "--help"]):
         assert run(argv) == 0
     text = " ".join(capsys.readouterr().out.split())
-    for words in ("--backend {torch} inference backend", "--max-new-tokens MAX_NEW_TOKENS most tokens",
+    for words in ("inference backend; default: onnxruntime", "--max-new-tokens MAX_NEW_TOKENS most tokens",
                   "--num-scenes NUM_SCENES scenes to render", "--seed SEED layout and camera seed",
                   "--seed SEED question sampling seed", "sr-real eval [-h]", "[ACTION] ..."):
         assert words in text, words

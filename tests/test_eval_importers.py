@@ -9,8 +9,12 @@ from pathlib import Path
 import pytest
 
 from sr_real_core.evaluation import BENCHMARKS
-from sr_real_core.evaluation.importers import _CONVERTERS, import_benchmark, rle_bbox
-from sr_real_core.evaluation.records import Prediction, load_qa
+import numpy as np
+from PIL import Image
+
+from sr_real.cli import main
+from sr_real_core.evaluation.importers import _CONVERTERS, import_benchmark, rle_bbox, rle_mask
+from sr_real_core.evaluation.records import EvaluationInputError, Prediction, load_qa
 from sr_real_core.evaluation.scoring import build_metrics, score_all
 
 FIXTURES = Path(__file__).parent / "fixtures" / "eval"
@@ -76,11 +80,12 @@ def test_qspatial_parquet_with_embedded_and_external_images(tmp_path):
     benchmark_answers_score_perfectly(out)
 
 
-def test_cvbench_keeps_3d_rows_as_choice_questions(tmp_path):
+def test_cvbench_current_release_folder_reads_the_parquet_files_with_their_images(tmp_path):
     out = tmp_path / "cvbench.jsonl"
-    result = import_benchmark("cvbench", FIXTURES / "cvbench" / "test.jsonl", out)
+    result = import_benchmark("cvbench", FIXTURES / "cvbench", out)  # test_{2d,3d}.{jsonl,parquet}
     records = by_id(result)
-    assert sorted(records) == ["1", "2"] and result.filtered == 1 and result.skipped == []
+    assert sorted(records) == ["1", "2"] and result.filtered == 1 and result.skipped == []  # jsonl rows not repeated
+    assert records["1"]["image"] == "cvbench_images/1.png" and result.images_missing == 0
     depth = records["1"]
     assert (depth["answer_type"], depth["solution"], depth["options"], depth["category"]) == (
         "choice", "B", ["sink", "bottle"], "depth_choice")
@@ -92,6 +97,66 @@ def test_cvbench_keeps_3d_rows_as_choice_questions(tmp_path):
     free_text = {"1": Prediction("1", "The bottle is closer to the camera than the sink.", {}),
                  "2": Prediction("2", "The shelves.", {})}
     assert build_metrics(score_all(records, free_text))["qualitative_accuracy"] == 1.0
+
+
+def test_cvbench_jsonl_uses_the_img_folder(tmp_path):
+    result = import_benchmark("cvbench", FIXTURES / "cvbench" / "test_3d.jsonl", tmp_path / "qa.jsonl")
+    assert sorted(by_id(result)) == ["1", "2"] and result.images_missing == 0
+    assert all(record.resolve("image").is_file() for record in load_qa(tmp_path / "qa.jsonl"))
+
+
+def test_a_missing_image_warns_and_fails_under_strict(tmp_path, capsys):
+    source = tmp_path / "test_3d.jsonl"  # the jsonl without the img/ folder beside it
+    source.write_text((FIXTURES / "cvbench" / "test_3d.jsonl").read_text())
+    result = import_benchmark("cvbench", source, tmp_path / "qa.jsonl")
+    assert result.images_missing == 2
+    with pytest.raises(EvaluationInputError, match=r"2 image\(s\) are not on disk, e\.g\. .*omni3d_sunrgbd_1\.png"):
+        import_benchmark("cvbench", source, tmp_path / "strict.jsonl", strict=True)
+    assert not (tmp_path / "strict.jsonl").exists()
+    assert main(["eval", "import", "cvbench", str(source), "--out", str(tmp_path / "warned.jsonl")]) == 0
+    assert "warning: 2 image(s) are not on disk" in capsys.readouterr().err
+    assert main(["eval", "import", "cvbench", str(source), "--out", str(tmp_path / "cli.jsonl"), "--strict"]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("sr-real eval: error: 2 image(s) are not on disk") and error.count("\n") == 1
+
+
+def test_a_csv_source_gets_a_clear_message(tmp_path, capsys):
+    (tmp_path / "val.csv").write_text("idx,type,task\n0,3D,Depth\n")
+    with pytest.raises(EvaluationInputError, match="CSV is not read .* test_3d.parquet"):
+        import_benchmark("cvbench", tmp_path / "val.csv", tmp_path / "qa.jsonl")
+    with pytest.raises(EvaluationInputError, match="CSV is not read"):
+        import_benchmark("cvbench", tmp_path, tmp_path / "qa.jsonl")
+    assert main(["eval", "import", "cvbench", str(tmp_path / "val.csv"), "--out", str(tmp_path / "qa.jsonl")]) == 2
+    assert "CSV is not read" in capsys.readouterr().err
+
+
+def test_spatialrgpt_hugging_face_parquet_writes_images_and_masks(tmp_path):
+    out = tmp_path / "rgpt.jsonl"
+    result = import_benchmark("spatialrgpt", FIXTURES / "spatialrgpt" / "hf", out, strict=True)
+    records = by_id(result)  # the folder's Parquet only: SpatialRGPT-Bench_v1.json repeats the rows
+    assert sorted(records) == ["hf-0", "hf-1", "hf-2"] and result.skipped == [] and result.images_missing == 0
+    assert records["hf-0"]["image"] == "rgpt_images/hf-0.jpg"
+    assert (records["hf-0"]["solution"], records["hf-1"]["solution"]) == ("yes", pytest.approx(1.2))
+    assert records["hf-2"]["solution"] == pytest.approx(30.5 * 0.0254)
+    assert records["hf-0"]["scene_id"] == "sunrgbd/hf-0.jpg"
+    region = records["hf-0"]["regions"][1]
+    assert region["bbox_2d"] == [0.0, 48.0, 42.0, 100.0]  # the release's box, looser than the mask
+    assert region["mask"] == "rgpt_masks/hf-0_1.png"
+    mask = np.asarray(Image.open(tmp_path / region["mask"])) > 0
+    expected = np.zeros((100, 100), bool)
+    expected[50:, :40] = True
+    assert np.array_equal(mask, expected) and np.array_equal(mask, rle_mask(region["rle"]))
+    for record in load_qa(out):
+        assert record.resolve("image").is_file()
+    benchmark_answers_score_perfectly(out)
+
+
+def test_qspatial_float32_values_do_not_leak_into_the_answer(tmp_path):
+    result = import_benchmark("qspatial", FIXTURES / "qspatial" / "data" / "QSpatial_plus-00000-of-00001.parquet",
+                              tmp_path / "qa.jsonl")
+    record = by_id(result)["QSpatial_plus_0002"]
+    assert record["answer"] == "0.8 meters" and record["source"]["answer_value"] == 0.8
+    assert record["solution"] == 0.8
 
 
 def test_limit_and_unknown_sources(tmp_path):
@@ -119,6 +184,8 @@ def test_rle_bbox_on_a_pycocotools_string_and_on_plain_counts():
     assert rle_bbox(compressed) == [50.0, 0.0, 100.0, 50.0]
     # plain counts, column-major: a 4x3 (h x w) mask with pixels (row 1..2, column 1) set
     assert rle_bbox({"size": [4, 3], "counts": [5, 2, 5]}) == [1.0, 1.0, 2.0, 3.0]
+    assert [index.tolist() for index in rle_mask({"size": [4, 3], "counts": [5, 2, 5]}).nonzero()] == [[1, 2], [1, 1]]
+    assert rle_mask(compressed)[:50, 50:].all() and rle_mask(compressed).sum() == 2500
     # a run crossing a column boundary covers full columns' rows: rows 3 of column 0 and 0 of column 1
     assert rle_bbox({"size": [4, 3], "counts": [3, 2, 7]}) == [0.0, 0.0, 2.0, 4.0]
     assert rle_bbox({"size": [4, 3], "counts": [12]}) is None  # empty mask

@@ -10,7 +10,8 @@ import pytest
 from PIL import Image
 
 from sr_real.cli import main
-from sr_real_core.evaluation.records import EvaluationInputError, QARecord
+from sr_real_core.evaluation.importers import import_benchmark
+from sr_real_core.evaluation.records import EvaluationInputError, QARecord, load_qa
 from sr_real_core.evaluation.run_model import region_prompt
 
 RED = {"ref": "red bbox", "bbox_2d": [1, 2, 10, 12]}
@@ -79,3 +80,21 @@ def test_eval_with_an_untrained_model(tmp_path, tiny_model):
     assert metrics["n"] == 3 and metrics["inputs"]["path_mode"] == "auto" and metrics["mean_latency_s"] > 0
     assert metrics["accuracy"] <= 1.0 and len(metrics["unparsed"]) == metrics["n_unparsed"]
     assert (out / "report.md").is_file() and (out / "gallery.html").is_file()
+
+
+def test_spatialrgpt_import_with_embedded_images_and_masks_runs_with_the_model(tmp_path, tiny_model, capsys):
+    qa = tmp_path / "rgpt.jsonl"
+    import_benchmark("spatialrgpt", Path(__file__).parent / "fixtures" / "eval" / "spatialrgpt" / "hf", qa, strict=True)
+    records = load_qa(qa)
+    question, regions = region_prompt(records[0])
+    assert question == "Is Region [0] <region> above Region [1] <region>?"
+    assert [sorted(region) for region in regions] == [["image_index", "mask"]] * 2  # the masks, not the boxes
+    assert regions[1]["mask"][50:, :40].all() and regions[1]["mask"].sum() == 2000
+    out = tmp_path / "run"
+    assert main(["eval", "--qa", str(qa), "--model", str(tiny_model), "--out", str(out), "--max-new-tokens", "4"]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["n"] == 3 and set(metrics["per_benchmark"]) == {"spatialrgpt"}
+    (tmp_path / "rgpt_masks" / "hf-0_1.png").unlink()
+    capsys.readouterr()
+    assert main(["eval", "--qa", str(qa), "--model", str(tiny_model), "--out", str(tmp_path / "again")]) == 2
+    assert "1 record(s) lack their image, depth or mask file: 'hf-0'" in capsys.readouterr().err

@@ -78,7 +78,7 @@ def test_metrics_report_and_plots(tmp_path, qa_file, predictions_file, capsys):
                      "| DTR centre error, median | 0.050 m |", "## Per category",
                      "| distance | 2 | quantitative success | 50.0% |",
                      "| left_predicate | 2 | qualitative accuracy | 50.0% |", "## Paths taken", "| dtr | 25.0% | 1 |",
-                     "## Unparsed answers (2)", "| `d2` | distance | answer not understood | I cannot tell. |",
+                     "## Unparsed answers (2)", "| `d2` | distance | answer not understood: no length | I cannot tell. |",
                      "| `p2` | left_predicate | missing prediction | – |", "## Missing predictions (1)",
                      "[gallery.html](gallery.html)"):
         assert expected in report
@@ -174,7 +174,7 @@ def test_cli_errors_and_strict_mode(tmp_path, qa_file, predictions_file, capsys)
 
 def test_cli_import(tmp_path, capsys):
     out = tmp_path / "cv.jsonl"
-    assert main(["eval", "import", "cvbench", str(FIXTURES / "cvbench" / "test.jsonl"), "--out", str(out)]) == 0
+    assert main(["eval", "import", "cvbench", str(FIXTURES / "cvbench" / "test_3d.jsonl"), "--out", str(out)]) == 0
     assert "wrote 2 QA records" in capsys.readouterr().out
     assert main(["eval", "import", "spatialrgpt", str(FIXTURES / "spatialrgpt" / "bench.jsonl"), "--out", str(out),
                  "--strict"]) == 1

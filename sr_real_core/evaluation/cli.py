@@ -58,6 +58,11 @@ def _print_summary(metrics: dict, files: dict) -> None:
     for key in _FIGURES_SHOWN:
         if metrics.get(key) is not None:
             print(f"  {key:<24}{metrics[key]:.4f}")
+    for figures in (metrics.get("per_benchmark") or {}).values():
+        shown = ", ".join(f"{key} {value:.4f}" + (f" (ours {figures['ours'][key]:.4f})"
+                                                   if figures["ours"][key] not in (None, value) else "")
+                          for key, value in figures["official"].items() if value is not None)
+        print(f"  {figures['title']} (official protocol): {shown or '–'}")
     if metrics.get("path_shares"):
         print("  path shares             " + ", ".join(f"{p} {s:.0%}" for p, s in metrics["path_shares"].items()))
     listings = (("missing predictions", "missing_predictions"), ("unknown prediction ids", "unknown_predictions"))
@@ -78,7 +83,7 @@ def _cmd_import(args: argparse.Namespace) -> int:
     try:
         with staged_output(args.out) as staging:  # written only when there are records
             result = import_benchmark(args.benchmark, args.source, staging, image_root=args.image_root,
-                                      limit=args.limit)
+                                      limit=args.limit, strict=args.strict)
             if not result.records:
                 reason = f" (first skipped: {result.skipped[0]})" if result.skipped else ""
                 raise EvaluationInputError(f"{args.source}: no {args.benchmark} records in it, {len(result.skipped)} "
@@ -89,7 +94,7 @@ def _cmd_import(args: argparse.Namespace) -> int:
     if result.filtered:
         print(f"{result.filtered} rows outside the importer's scope (CV-Bench 2D) left out")
     if result.images_missing:
-        print(f"warning: {result.images_missing} images are not on disk (yet); see --image-root", file=sys.stderr)
+        print(f"warning: {result.missing_images_message()}", file=sys.stderr)
     for entry in result.skipped:
         print(f"skipped {entry}", file=sys.stderr)
     return 1 if args.strict and result.skipped else 0
@@ -130,8 +135,8 @@ def register(commands: argparse._SubParsersAction) -> None:
                           help="--model only: questions per batch (default 4)")
     evaluate.add_argument("--max-new-tokens", type=positive_int, default=MAX_NEW_TOKENS,
                           help=f"--model only: most tokens generated per answer (default {MAX_NEW_TOKENS})")
-    evaluate.add_argument("--backend", choices=BACKENDS[:1], default=BACKENDS[0],
-                          help="--model only: inference backend")
+    evaluate.add_argument("--backend", choices=BACKENDS, help="--model only; default: from the "
+                          "deploy folder's manifest, torch for a checkpoint")
     evaluate.add_argument("--device", type=device_argument, help="--model only: torch device, e.g. cuda (default cpu)")
     evaluate.add_argument("--depth-model", help="--model only: depth estimator for questions without depth")
     evaluate.add_argument("--gallery-size", type=int, default=24, help="examples in gallery.html (0: none; default 24)")
@@ -151,7 +156,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     importer.add_argument("--image-root", help="folder the benchmark's image paths are relative to "
                                                "(default: the folder of the file naming them)")
     importer.add_argument("--limit", type=positive_int, help="import at most this many records")
-    importer.add_argument("--strict", action="store_true", help="exit 1 if any row is skipped")
+    importer.add_argument("--strict", action="store_true",
+                          help="exit 1 if any row is skipped; exit 2, writing nothing, if an image is not on disk")
     importer.set_defaults(handler=_cmd_import)
 
     compare = actions.add_parser("compare", help="several metrics.json side by side in one Markdown table")

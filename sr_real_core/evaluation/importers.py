@@ -1,30 +1,36 @@
 """Importers: public spatial benchmarks -> this project's QA records (``sr-real eval import``).
 
 Every importer reads JSON Lines, JSON (a list of rows, or ``{"data": [...]}``) or Parquet (the Hugging Face
-datasets' files), from one file or from every such file under a folder, and writes QA records (see
-``records``) whose ``image`` path is relative to the output file. An image given by path is kept where it
-is (resolved against ``--image-root``, default the folder of the file that names it); an image embedded in
-the rows (Parquet ``{bytes, path}``) is written once to ``<output stem>_images/``. The benchmark's own
-fields are kept under ``source``; ids are the benchmark's ids where it has them, so that predictions made
-elsewhere still match. A row that cannot be converted (an answer that cannot be read, a missing field)
-is skipped and reported by id with the reason; it never disappears silently.
+datasets' files), from one file or from every such file under a folder (only the Parquet files when the
+folder has any: the releases repeat their rows in JSON beside them), and writes QA records (see ``records``)
+whose ``image`` path is relative to the output file. An image embedded in the rows (Parquet ``{bytes,
+path}``) is written once to ``<output stem>_images/``; an image given by path is kept where it is (resolved
+against ``--image-root``, default the folder of the file that names it), and one that is not on disk is
+listed (``strict``: an error, and nothing is written). CSV is refused with a message naming the files to
+use. The benchmark's own fields are kept under ``source``; ids are the benchmark's ids where it has them,
+so that predictions made elsewhere still match. A row that cannot be converted (an answer that cannot be
+read, a missing field) is skipped and reported by id with the reason; it never disappears silently.
 
-SpatialRGPT-Bench (``a8cheng/SpatialRGPT-Bench``; images from Omni3D, downloaded apart)
-    Rows ``{id, image_info{file_path, ...}, text_q, conversations, bbox | rle, qa_info{type, category}}``
-    (fields may arrive as JSON or Python-literal strings). Question: ``text_q``; answer: the first "gpt"
+SpatialRGPT-Bench (``a8cheng/SpatialRGPT-Bench``: ``data/val-*.parquet`` embeds the images)
+    Rows ``{id, image, image_info{file_path, ...}, text_q, conversations, bbox, rle, qa_info{type, category}}``
+    (nested fields arrive as JSON or Python-literal strings). Question: ``text_q``; answer: the first "gpt"
     turn. qa_info.type quantitative -> numeric (category ``distance_data`` -> ``distance``, ...; ``direction``
     -> direction); qualitative ``*_predicate`` -> yesno, ``*_choice`` -> choice with options = the regions
     in order of mention ("Region [0]", "Region [1]"). The solution is read from the benchmark's own answer
-    with the same understanding as predictions (``understanding``). Regions: ``{ref: "Region [i]", bbox_2d}``
-    from ``bbox`` ([x1, y1, x2, y2] px), else from the bounds of ``rle`` (COCO run-length, compressed or
-    not); the RLE itself is kept in the region.
+    with the same understanding as predictions (``understanding``). Image: the embedded one, else
+    ``image_info.file_path``. Regions: ``{ref: "Region [i]", bbox_2d, rle, mask}``: ``bbox_2d`` from ``bbox``
+    ([x1, y1, x2, y2] px), else from the bounds of ``rle`` (COCO run-length, compressed or not); ``mask``: the
+    RLE written out as a PNG under ``<output stem>_masks/``, the region its protocol gives the model (the
+    official evaluation uses the masks; the boxes are looser).
 Q-Spatial (``andrewliao11/Q-Spatial-Bench``: splits QSpatial_plus, QSpatial_scannet)
     Rows ``{question, answer_value, answer_unit, question_type, image_path, image}``; the solution is
-    ``answer_value`` in ``answer_unit`` converted to metres; ids ``<split>_<row>`` (the split is the file
-    name before ``-0000x-of-...``); category = ``question_type``. QSpatial_scannet rows carry no image
-    bytes: pass ``--image-root`` to the ScanNet frames fetched with the benchmark's own script.
-CV-Bench 3D (``nyu-visionx/CV-Bench``)
-    Rows ``{idx, type, task, question, choices, answer: "(A)", prompt, filename | image, ...}``; only
+    ``answer_value`` in ``answer_unit`` converted to metres (float32 values are read back as the shortest
+    decimal they hold: 0.3, not 0.30000001192092896); ids ``<split>_<row>`` (the split is the file name
+    before ``-0000x-of-...``); category = ``question_type``. QSpatial_scannet rows carry no image bytes:
+    pass ``--image-root`` to the ScanNet frames fetched with the benchmark's own script.
+CV-Bench 3D (``nyu-visionx/CV-Bench``: ``test_2d`` / ``test_3d`` as ``.parquet`` with the images and as
+``.jsonl`` naming ``img/`` files that its ``build_img.py`` writes)
+    Rows ``{idx, type, task, question, choices, answer: "(A)", prompt, filename, image, ...}``; only
     ``type == "3D"`` rows (tasks Depth and Distance) are imported, as choice questions: question = ``prompt``
     (the question with its lettered choices), options = ``choices``, category ``depth_choice`` /
     ``distance_choice``. The boxes are drawn in CV-Bench's images already; they are kept under ``source``.
@@ -42,14 +48,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sr_real_core.answers import parse_choice, parse_length_m
+from sr_real_core.answers import length_unit, metres_per_unit, parse_choice
 from sr_real_core.evaluation import BENCHMARKS
 from sr_real_core.evaluation.records import EvaluationInputError
 from sr_real_core.evaluation.understanding import record_participants, understand
 
 _ROW_SUFFIXES = (".jsonl", ".json", ".parquet")
 _SHARD_SUFFIX_RE = re.compile(r"-\d{5}-of-\d{5}$")
-_METRE_SPELLINGS = frozenset({"m", "meter", "meters", "metre", "metres"})
 
 
 @dataclass
@@ -57,7 +62,17 @@ class ImportResult:
     records: list[dict[str, Any]] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)  # "<id>: <reason>"
     filtered: int = 0  # rows outside the importer's scope (CV-Bench 2D)
-    images_missing: int = 0  # images given by path that are not on disk (yet)
+    missing_images: list[str] = field(default_factory=list)  # images given by path that are not on disk (yet)
+
+    @property
+    def images_missing(self) -> int:
+        return len(self.missing_images)
+
+    def missing_images_message(self) -> str:
+        """One line: how many images are missing, the first of them, and what to do."""
+        return (f"{self.images_missing} image(s) are not on disk, e.g. {self.missing_images[0]}; give --image-root "
+                "(the folder the benchmark's image paths are relative to) or import the Parquet file that embeds "
+                "the images")
 
 
 class _Skip(ValueError):
@@ -75,11 +90,19 @@ class _Row:
 
 
 def read_rows(source: str | Path) -> Iterator[_Row]:
-    """Every row of a JSON Lines / JSON / Parquet file, or of all such files under a folder (sorted)."""
+    """Every row of a JSON Lines / JSON / Parquet file, or of all such files under a folder (sorted). A
+    folder with Parquet files is read from those only: the Hugging Face releases embed the images there and
+    repeat the same rows in JSON beside them (CV-Bench's test_3d.jsonl, SpatialRGPT-Bench_v1.json)."""
     source = Path(source)
     if source.is_dir():
         files = sorted(path for path in source.rglob("*") if path.suffix in _ROW_SUFFIXES and path.is_file())
+        if any(path.suffix == ".parquet" for path in files):
+            files = [path for path in files if path.suffix == ".parquet"]
+        elif not files and any(source.rglob("*.csv")):
+            raise EvaluationInputError(_csv_message(next(source.rglob("*.csv"))))
     elif source.is_file():
+        if source.suffix.lower() == ".csv":
+            raise EvaluationInputError(_csv_message(source))
         files = [source]
     else:
         raise EvaluationInputError(f"{source}: no such file or folder")
@@ -88,6 +111,11 @@ def read_rows(source: str | Path) -> Iterator[_Row]:
     for path in files:
         for index, data in enumerate(_rows_of_file(path)):
             yield _Row(data, path, index)
+
+
+def _csv_message(path: Path) -> str:
+    return (f"{path}: CSV is not read (CV-Bench's old val.csv flattens its choices and boxes); import the current "
+            "release's test_3d.parquet (images embedded) or test_3d.jsonl beside its img/ folder")
 
 
 def _rows_of_file(path: Path) -> Iterator[Mapping[str, Any]]:
@@ -146,11 +174,15 @@ class _Context:
     def image_dir(self) -> Path:
         return self.out_path.parent / f"{self.out_path.stem}_images"
 
-    def image_from_path(self, relative: str, row: _Row) -> str:
+    @property
+    def mask_dir(self) -> Path:
+        return self.out_path.parent / f"{self.out_path.stem}_masks"
+
+    def image_from_path(self, relative: str, row: _Row, identifier: str) -> str:
         """A benchmark image path, relative to the output file."""
         path = Path(relative) if Path(relative).is_absolute() else (self.image_root or row.file.parent) / relative
         if not path.is_file():
-            self.result.images_missing += 1
+            self.result.missing_images.append(f"{path} (record {identifier})")
         return os.path.relpath(path.resolve(), self.out_path.parent.resolve())
 
     def image_from_bytes(self, image: Mapping[str, Any], identifier: str) -> str:
@@ -165,17 +197,27 @@ class _Context:
         target.write_bytes(data)
         return f"{self.image_dir.name}/{target.name}"
 
-    def image_of(self, row: _Row, identifier: str, path_keys: tuple[str, ...]) -> str:
+    def image_of(self, row: _Row, identifier: str, *paths: Any) -> str:
+        """The row's embedded image (Parquet ``image: {bytes, path}``) written out, else the first of ``paths``
+        (the benchmark's image path fields) that is given."""
         embedded = row.data.get("image")
         if isinstance(embedded, Mapping) and embedded.get("bytes"):
             return self.image_from_bytes(embedded, identifier)
-        for key in path_keys:
-            value = row.data.get(key)
+        for value in paths:
             if isinstance(value, str) and value:
-                return self.image_from_path(value, row)
+                return self.image_from_path(value, row, identifier)
         if isinstance(embedded, Mapping) and embedded.get("path"):
-            return self.image_from_path(embedded["path"], row)
-        raise _Skip(f"no image (neither embedded bytes nor {' / '.join(path_keys)})")
+            return self.image_from_path(embedded["path"], row, identifier)
+        raise _Skip("no image (neither embedded bytes nor an image path)")
+
+    def mask_file(self, mask: Any, identifier: str, index: int) -> str:
+        """A region mask (boolean H x W) as a PNG under the masks folder; its path relative to the output file."""
+        from PIL import Image
+
+        self.mask_dir.mkdir(parents=True, exist_ok=True)
+        target = self.mask_dir / f"{_safe_name(identifier)}_{index}.png"
+        Image.fromarray(mask.astype("uint8") * 255).save(target)
+        return f"{self.mask_dir.name}/{target.name}"
 
 
 def _safe_name(identifier: str) -> str:
@@ -183,8 +225,9 @@ def _safe_name(identifier: str) -> str:
 
 
 def import_benchmark(benchmark: str, source: str | Path, out_path: str | Path, *, image_root: str | Path | None = None,
-                     limit: int | None = None) -> ImportResult:
-    """Convert ``source`` into QA records written to ``out_path`` (JSON Lines); see the module docstring."""
+                     limit: int | None = None, strict: bool = False) -> ImportResult:
+    """Convert ``source`` into QA records written to ``out_path`` (JSON Lines); see the module docstring.
+    ``strict``: an image that is not on disk is an EvaluationInputError, and nothing is written."""
     if benchmark not in _CONVERTERS:
         raise ValueError(f"unknown benchmark {benchmark!r}; expected one of {BENCHMARKS}")
     out_path = Path(out_path)
@@ -209,9 +252,13 @@ def import_benchmark(benchmark: str, source: str | Path, out_path: str | Path, *
         else:
             seen.add(record["id"])
             result.records.append(record)
-    with out_path.open("w", encoding="utf-8") as handle:
+    if strict and result.missing_images:
+        raise EvaluationInputError(result.missing_images_message())
+    partial = out_path.with_name(out_path.name + ".partial")
+    with partial.open("w", encoding="utf-8") as handle:
         for record in result.records:
             handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+    partial.replace(out_path)
     return result
 
 
@@ -236,23 +283,23 @@ def _spatialrgpt(row: _Row, identifier: str, context: _Context) -> dict[str, Any
         raise _Skip("no text_q")
     if not isinstance(qa_info, Mapping) or "category" not in qa_info:
         raise _Skip("no qa_info.category")
-    if not isinstance(image_info, Mapping) or not image_info.get("file_path"):
-        raise _Skip("no image_info.file_path")
+    if not isinstance(image_info, Mapping):
+        image_info = {}
     source_category = str(qa_info["category"])
     answer_type = _spatialrgpt_answer_type(str(qa_info.get("type", "")), source_category)
     record: dict[str, Any] = {
         "id": identifier,
-        "scene_id": str(image_info["file_path"]),
+        "scene_id": str(image_info.get("file_path") or identifier),
         "question": question,
         "answer": answer,
         "category": source_category.removesuffix("_data"),
         "answer_type": answer_type,
-        "regions": _spatialrgpt_regions(data),
+        "regions": _spatialrgpt_regions(data, identifier, context),
     }
     if answer_type == "choice":
         record["options"] = [participant.label for participant in record_participants(record, question)]
     record["solution"] = _solution_from_answer(answer, answer_type, record)
-    record["image"] = context.image_from_path(str(image_info["file_path"]), row)
+    record["image"] = context.image_of(row, identifier, image_info.get("file_path"))
     record["source"] = {"benchmark": "spatialrgpt", "qa_type": qa_info.get("type"), "category": source_category,
                         "image_info": image_info}
     return record
@@ -279,9 +326,15 @@ def _spatialrgpt_answer_type(qa_type: str, category: str) -> str:
     raise _Skip(f"unknown category {category!r} of type {qa_type!r}")
 
 
-def _spatialrgpt_regions(data: Mapping[str, Any]) -> list[dict[str, Any]]:
+def _spatialrgpt_regions(data: Mapping[str, Any], identifier: str, context: _Context) -> list[dict[str, Any]]:
+    """Regions with their box and, where the row has one, the RLE mask written out as a PNG (``mask``):
+    SpatialRGPT's own evaluation gives the model the masks, which are tighter than the boxes."""
     try:
-        return _regions_from(_structured(data.get("bbox")) or [], _structured(data.get("rle")) or [])
+        regions = _regions_from(_structured(data.get("bbox")) or [], _structured(data.get("rle")) or [])
+        for index, region in enumerate(regions):
+            if "rle" in region:
+                region["mask"] = context.mask_file(rle_mask(region["rle"]), identifier, index)
+        return regions
     except (TypeError, ValueError, KeyError, IndexError) as error:
         raise _Skip(f"malformed bbox or rle ({error})") from None
 
@@ -332,6 +385,24 @@ def rle_bbox(rle: Mapping[str, Any]) -> list[float] | None:
     return [float(x1), float(y1), float(x2 + 1), float(y2 + 1)]
 
 
+def rle_mask(rle: Mapping[str, Any]) -> Any:
+    """The boolean (h, w) mask of a COCO run-length mask (compressed or plain counts)."""
+    import numpy as np
+
+    height, width = (int(value) for value in rle["size"])
+    counts = rle["counts"]
+    runs = _decode_compressed_counts(counts) if isinstance(counts, (str, bytes)) else [int(value) for value in counts]
+    if any(run < 0 for run in runs) or sum(runs) > height * width:
+        raise ValueError(f"run lengths do not fit a {height}x{width} mask")
+    flat = np.zeros(height * width, dtype=bool)
+    position = 0
+    for run_index, length in enumerate(runs):
+        if run_index % 2 == 1:
+            flat[position:position + length] = True
+        position += length
+    return flat.reshape((width, height)).T  # runs go down the columns (Fortran order)
+
+
 def _decode_compressed_counts(text: str | bytes) -> list[int]:
     """COCO's compressed counts: 5-bit groups offset by 48, 0x20 = more groups follow, 0x10 in the last
     group = negative; from the third count on, each is stored as a difference to the count two before."""
@@ -362,32 +433,41 @@ def _qspatial(row: _Row, identifier: str, context: _Context) -> dict[str, Any]:
     question, value, unit = data.get("question"), data.get("answer_value"), data.get("answer_unit")
     if not isinstance(question, str) or not question.strip():
         raise _Skip("no question")
-    metres = _qspatial_metres(value, unit)
-    if metres is None:
+    if _qspatial_metres(value, unit) is None:
         raise _Skip(f"answer_value {value!r} answer_unit {unit!r} is not a positive length in a known unit")
-    answer = f"{value} {unit}"
+    value = _shortest_float(value)
     return {
         "id": identifier,
         "scene_id": str(data.get("image_path") or identifier),
-        "image": context.image_of(row, identifier, ("image_path",)),
+        "image": context.image_of(row, identifier, data.get("image_path")),
         "question": question,
-        "answer": answer,
+        "answer": f"{value:.15g} {unit}",
         "category": str(data.get("question_type") or "distance"),
         "answer_type": "numeric",
-        "solution": metres,
+        "solution": _qspatial_metres(value, unit),
         "source": {"benchmark": "qspatial", "split": _SHARD_SUFFIX_RE.sub("", row.file.stem),
-                   **{key: data.get(key) for key in ("answer_value", "answer_unit", "question_type", "image_path")}},
+                   **{key: data.get(key) for key in ("answer_unit", "question_type", "image_path")},
+                   "answer_value": value},
     }
 
 
 def _qspatial_metres(value: Any, unit: Any) -> float | None:
-    """value * metres per unit; None for an unknown unit (a bare number would otherwise read as metres)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not isinstance(unit, str) or value <= 0:
+    """value * metres per unit; None for an unknown unit or a value that is not a positive number."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
         return None
-    per_unit = parse_length_m(f"1 {unit}")
-    if per_unit is None or (per_unit == 1.0 and unit.strip().lower() not in _METRE_SPELLINGS):
-        return None
-    return float(value) * per_unit
+    unit_key = length_unit(unit)
+    return float(value) * metres_per_unit(unit_key) if unit_key else None
+
+
+def _shortest_float(value: float) -> float:
+    """Parquet float32 values arrive widened (0.30000001192092896); the shortest decimal that is the same
+    float32 (0.3) is the value the benchmark's authors wrote. Other floats are kept as they are."""
+    import numpy as np
+
+    single = np.float32(value)
+    if not np.isfinite(single) or float(single) != float(value):
+        return float(value)
+    return float(np.format_float_positional(single, unique=True, trim="-"))
 
 
 # -------------------------------------------------------------------------------------------- CV-Bench
@@ -409,7 +489,7 @@ def _cvbench(row: _Row, identifier: str, context: _Context) -> dict[str, Any] | 
     return {
         "id": identifier,
         "scene_id": str(data.get("filename") or identifier),
-        "image": context.image_of(row, identifier, ("filename",)),
+        "image": context.image_of(row, identifier, data.get("filename")),
         "question": question,
         "answer": f"({solution}) {choices[letters.index(solution)]}",
         "category": f"{task}_choice",
@@ -418,7 +498,6 @@ def _cvbench(row: _Row, identifier: str, context: _Context) -> dict[str, Any] | 
         "options": [str(choice) for choice in choices],
         "source": {"benchmark": "cvbench", **{key: _jsonable(value) for key, value in data.items() if key != "image"}},
     }
-    return record
 
 
 def _with_choices(question: str, choices: list[Any]) -> str:

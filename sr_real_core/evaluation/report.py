@@ -1,6 +1,7 @@
 """The Markdown report of one evaluation, with its plots (matplotlib, written as PNG beside it).
 
-``report.md`` holds: the inputs; the overall figures; a table per category; the paths taken (shares and
+``report.md`` holds: the inputs; the overall figures; each benchmark's figures by its authors' protocol
+beside ours (``protocol``); a table per category; the paths taken (shares and
 figures per path); the DTR centre errors; three plots (``plots/accuracy_per_category.png``,
 ``plots/error_histograms.png``, ``plots/path_shares.png``); and the listings of unparsed answers, missing
 predictions and predictions for unknown ids, so that nothing is dropped silently.
@@ -12,6 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from sr_real_core.evaluation.protocol import PROTOCOLS
 from sr_real_core.evaluation.scoring import Verdict, headline
 
 PLOT_NAMES = ("accuracy_per_category.png", "error_histograms.png", "path_shares.png")
@@ -68,6 +70,7 @@ def render_report(metrics: Mapping[str, Any], gallery_name: str | None = None) -
         "# Evaluation report",
         _inputs_section(metrics.get("inputs") or {}, gallery_name),
         "## Overall\n\n" + _table(("Figure", "Value"), overall),
+        _benchmark_section(metrics.get("per_benchmark") or {}),
         "## Per category\n\n" + _category_table(metrics.get("per_category") or {}),
         "## Paths taken\n\n" + _path_table(metrics.get("per_path") or {}, metrics.get("path_shares") or {}),
         "## Plots\n\n" + "\n\n".join(f"![{name[:-4].replace('_', ' ')}](plots/{name})" for name in PLOT_NAMES),
@@ -85,6 +88,24 @@ def _inputs_section(inputs: Mapping[str, Any], gallery_name: str | None) -> str:
     if gallery_name:
         lines.append(f"- examples: [{gallery_name}]({gallery_name})")
     return "\n".join(lines) if lines else "_No inputs recorded._"
+
+
+def _benchmark_section(per_benchmark: Mapping[str, Mapping[str, Any]]) -> str:
+    """Each benchmark as its authors score it, and our stricter reading where it differs."""
+    rows, rules = [], []
+    for name, figures in per_benchmark.items():
+        labels = {key: label for label, key in PROTOCOLS[name].official}
+        for key, official in figures["official"].items():
+            ours = figures["ours"][key]
+            shown = number if key == "abs_rel" else percent
+            rows.append((figures["title"], count(figures["n"]), labels[key], shown(official),
+                         shown(ours) + ("" if ours == official else " ≠")))
+        rules.append(f"- {figures['title']}: official: {figures['official_rule']}. Ours: {figures['our_rule']}.")
+    if not rows:
+        return "## Per benchmark\n\n_No questions._"
+    return ("## Per benchmark: official protocol and ours\n\n" + _table(("Benchmark", "n", "Figure", "Official",
+                                                                          "Ours"), rows)
+            + "\n\n" + "\n".join(rules))
 
 
 def _category_table(per_category: Mapping[str, Mapping[str, Any]]) -> str:

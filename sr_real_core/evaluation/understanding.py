@@ -11,8 +11,11 @@ its ``<think>``/``<detect>`` blocks removed (if anything is left); else the whol
 
 Heuristics, by answer type
 --------------------------
-- numeric: ``answers.parse_length_m`` (units converted; the last length with a unit wins). Q-Spatial's
-  ``\\scalar{3.5} \\distance_unit{feet}`` form is rewritten to "3.5 feet" first.
+- numeric: ``answers.read_length`` (units converted; the last length with a unit wins; a bare number is in
+  the unit the question asks for, ``answers.question_unit``), a range reduced by the record's benchmark
+  protocol (``protocol.range_rule``). Q-Spatial's tags are read as its official parsers read them: the
+  last ``scalar{...}`` in the last ``distance_unit{...}``, each matched on its own (``\\\\scalar{3}``,
+  ``$\\scalar{3}$`` alike); an unknown unit in the tag is unparsed.
 - direction: ``answers.parse_clock``.
 - yesno, in order:
     1. a leading verdict word: yes / yeah / correct / true / that's right / exactly ... or no / nope /
@@ -45,8 +48,8 @@ that is not its object ("Positioned in front is Region [1]"); with only its obje
 behind Region [1]"), the other participant.
 
 Known limits: one relation axis per question; "Region [0], compared with Region [1], is taller" reads
-Region [1] as the subject; sarcasm, hedged double answers ("left or maybe right") and number words are not
-understood. Anything not understood is None: unparsed, scored as wrong and listed.
+Region [1] as the subject; sarcasm and hedged double answers ("left or maybe right") are not understood.
+Anything not understood is None: unparsed, scored as wrong and listed.
 """
 
 from __future__ import annotations
@@ -56,7 +59,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sr_real_core.answers import parse_choice, parse_clock, parse_length_m, parse_yes_no
+from sr_real_core.answers import (
+    LengthReading, length_unit, parse_choice, parse_clock, parse_yes_no, question_unit, read_length,
+)
+from sr_real_core.evaluation.protocol import protocol_for
 from sr_real_core.grammar import ParsedCompletion, normalise_ref, parse_completion
 
 Understood = float | int | str | None
@@ -262,7 +268,7 @@ def understand(text: str, answer_type: str, record: Mapping[str, Any]) -> Unders
     """The answer's value in the question's terms (metres, letter, "yes"/"no", hour), or None."""
     question = str(record.get("question", ""))
     if answer_type == "numeric":
-        return parse_length_m(_unwrap_qspatial(text))
+        return read_numeric(text, record).value(protocol_for(record).range_rule)
     if answer_type == "direction":
         return parse_clock(text)
     relation = question_relation(question, record.get("category"))
@@ -273,11 +279,21 @@ def understand(text: str, answer_type: str, record: Mapping[str, Any]) -> Unders
     raise ValueError(f"unknown answer_type {answer_type!r}")
 
 
-_QSPATIAL_RE = re.compile(r"\\scalar\{(?P<value>[^{}]*)\}\s*\\distance_unit\{(?P<unit>[^{}]*)\}")
+# Q-Spatial's official parsers match each tag on its own, whatever wraps it (\\scalar{3}, $\scalar{3}$).
+_SCALAR_TAG_RE = re.compile(r"scalar\s*\{(?P<value>[^{}]*)\}")
+_UNIT_TAG_RE = re.compile(r"distance_unit\s*\{(?P<unit>[^{}]*)\}")
 
 
-def _unwrap_qspatial(text: str) -> str:
-    return _QSPATIAL_RE.sub(lambda match: f" {match['value']} {match['unit']} ", text)
+def read_numeric(text: str, record: Mapping[str, Any]) -> LengthReading:
+    """The length an answer states, as an interval in metres: Q-Spatial's tags when the answer has both (the
+    last ``scalar{}`` in the last ``distance_unit{}``), else the free text; a bare number is in the unit
+    the question asks for ("in centimeters"), else metres."""
+    scalars, units = _SCALAR_TAG_RE.findall(text), _UNIT_TAG_RE.findall(text)
+    if scalars and units:
+        if length_unit(units[-1]) is None:
+            return LengthReading(None, None, f"unknown distance_unit {units[-1]!r}")
+        text = f"{scalars[-1]} {units[-1].strip()}"
+    return read_length(text, default_unit=question_unit(record.get("question")))
 
 
 def question_relation(question: str, category: Any = None) -> str | None:

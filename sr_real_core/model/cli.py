@@ -86,8 +86,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     ask.add_argument("--path", choices=PATH_MODES, default=DEFAULT_PATH_MODE,
                      help="reasoning path to ask for; reference: DTR with regions, LOR without (default)")
     ask.add_argument("--answer-type", choices=ANSWER_TYPES, help="expected answer type, if known")
-    ask.add_argument("--backend", choices=BACKENDS[:1], default=BACKENDS[0],  # the others arrive with the export
-                     help=f"inference backend (default {BACKENDS[0]})")
+    ask.add_argument("--backend", choices=BACKENDS, help="inference backend; default: onnxruntime/tensorrt as a "
+                                                         "deploy folder's manifest says, torch for a checkpoint")
     ask.add_argument("--device", type=device_argument, help="torch device, e.g. cuda (default: cpu)")
     ask.add_argument("--max-new-tokens", type=positive_int, default=MAX_NEW_TOKENS,
                      help=f"most tokens generated for the answer (default {MAX_NEW_TOKENS})")

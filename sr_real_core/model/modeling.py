@@ -53,7 +53,8 @@ class PointEncoder(nn.Module):
                                  ZeroInitLinear(hidden_size, hidden_size))
 
     def forward(self, points: torch.Tensor) -> torch.Tensor:
-        known = torch.isfinite(points).all(-1, keepdim=True)
+        # isfinite written as |x| < inf (NaN compares false): exports without IsInf, which TensorRT's parser lacks
+        known = (points.abs() < float("inf")).all(-1, keepdim=True)
         points = torch.where(known, points, 0.0).float()
         frequencies = 2.0 ** torch.arange(self.num_frequencies, device=points.device, dtype=points.dtype)
         angles = (points[..., None] * frequencies).flatten(-2)
@@ -118,6 +119,12 @@ class SRRealModel(SRRealPreTrainedModel, Qwen2_5_VLModel):
             outputs.pooler_output = tuple(torch.split(features + encoding.to(features.dtype), sizes))
         return outputs
 
+    @staticmethod
+    def pool_regions(image_features: torch.Tensor, region_weights: torch.Tensor) -> torch.Tensor:
+        """(regions, hidden): the region_weights-weighted mean image feature of each region (0 for an empty one)."""
+        weights = region_weights.to(image_features.device, image_features.dtype)
+        return weights @ image_features / weights.sum(-1, keepdim=True).clamp_min(1e-6)
+
     def embed_regions(self, input_ids: torch.LongTensor, inputs_embeds: torch.Tensor,
                       image_features: torch.Tensor, region_weights: torch.Tensor) -> torch.Tensor:
         """Replace the embedding of each `<region>` token (in reading order over the batch) by its region's
@@ -131,9 +138,8 @@ class SRRealModel(SRRealPreTrainedModel, Qwen2_5_VLModel):
                 f"region_weights has shape {tuple(region_weights.shape)} but the batch has {num_tokens} region "
                 f"tokens and {image_features.shape[0]} image tokens (num_return_sequences > 1 is not supported "
                 "with regions: repeat the prompts instead)")
-        weights = region_weights.to(image_features.device, image_features.dtype)
-        pooled = weights @ image_features / weights.sum(-1, keepdim=True).clamp_min(1e-6)
-        region_embeds = self.region_projector(pooled).to(inputs_embeds.dtype)
+        region_embeds = self.region_projector(self.pool_regions(image_features, region_weights))
+        region_embeds = region_embeds.to(inputs_embeds.dtype)
         return inputs_embeds.masked_scatter(region_mask.unsqueeze(-1).to(inputs_embeds.device), region_embeds)
 
     def forward(self, input_ids: torch.LongTensor | None = None, inputs_embeds: torch.Tensor | None = None,
