@@ -145,7 +145,8 @@ class SpatialReasoner:
         """Answer several queries in one padded batch."""
         start = time.perf_counter()
         paths = [q.prompt_path for q in queries]
-        inputs, notes = self._inputs(queries, paths)
+        notes: list[list[str]] = []
+        inputs = self._inputs(queries, paths, notes)
         prepared = time.perf_counter()
         completions = self.processor.batch_decode(self.backend.generate(inputs, self.max_new_tokens),
                                                   skip_special_tokens=True)
@@ -158,11 +159,12 @@ class SpatialReasoner:
             answer.latency_s, answer.timings, answer.notes = done - start, dict(timings), query_notes
         return answers
 
-    def _inputs(self, queries: Sequence[Query], paths: Sequence[str]):
-        """Processor inputs of a batch and, per query, the notes of the shared input validation."""
+    def _inputs(self, queries: Sequence[Query], paths: Sequence[str], notes: list[list[str]] | None = None):
+        """Processor inputs of a batch; `notes` receives, per query, the notes of the shared input validation."""
         from sr_real_core.inputs import InputError, check_inputs, check_question, image_size
 
-        texts, images, depths, intrinsics, notes = [], [], [], [], []
+        texts, images, depths, intrinsics = [], [], [], []
+        notes = [] if notes is None else notes
         for query, path in zip(queries, paths):
             check_question(query.question)
             if query.question.count(REGION_TOKEN) != len(query.regions):
@@ -192,7 +194,7 @@ class SpatialReasoner:
                 intrinsics.append(checked.intrinsics)
             notes.append(query_notes)
         return self.processor(images=images, text=texts, regions=[list(q.regions) for q in queries],
-                              depths=depths, intrinsics=intrinsics, padding=True, padding_side="left"), notes
+                              depths=depths, intrinsics=intrinsics, padding=True, padding_side="left")
 
 
 def parse_spatial_answer(completion: str, requested_path: str, answer_type: str | None) -> SpatialAnswer:
