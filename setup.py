@@ -17,6 +17,7 @@ setup(
     python_requires=">=3.10",
     packages=find_packages(include=["sr_real", "sr_real.*", "sr_real_core", "sr_real_core.*",
                                     "training", "training.*", "export", "export.*"]),
+    package_data={PACKAGE: ["fastdds_interop.xml"]},
     data_files=[
         ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
         (f"share/{PACKAGE}", ["package.xml"]),

@@ -184,12 +184,20 @@ def test_every_output_fills_its_rclpy_message(monkeypatch):
         node.destroy_node()
 
 
-def test_launch_description_declares_the_arguments():
+def test_launch_description_declares_the_arguments_and_nodes():
+    pytest.importorskip("launch_ros", reason="needs launch_ros, which is no wheel on the package index: run "
+                                             "`ros2 launch` in a ros:jazzy container (README.md, 'ROS 2')")
+    from launch_ros.actions import Node
+
     spec = importlib.util.spec_from_file_location("spatial_query_launch", ROOT / "launch" / "spatial_query.launch.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    names = {argument.name for argument in module.generate_launch_description().get_launch_arguments()}
+    description = module.generate_launch_description()
+    names = {argument.name for argument in description.get_launch_arguments()}
     assert {"model", "backend", "camera", "image_topic", "depth_topic", "camera_info_topic", "rviz"} <= names
+    nodes = [entity for entity in description.entities if isinstance(entity, Node)]
+    assert [(node.node_package, node.node_executable) for node in nodes] == [
+        ("sr_real", spatial_query_node.NODE_NAME), ("rviz2", "rviz2")]
 
 
 def test_the_real_engine_in_the_node(tmp_path):
