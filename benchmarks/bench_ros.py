@@ -156,6 +156,13 @@ def bench_core_stream(seconds: float) -> None:
           "\n   and answer 'busy' instead of queueing (queue_size 0): nothing builds up.")
 
 
+def _wait(condition, timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return bool(condition())
+
+
 def _percentile(values: list[float], q: float) -> float:
     return float(np.percentile(values, q)) if values else float("nan")
 
@@ -279,13 +286,10 @@ def bench_dds_round_trip(count: int) -> None:
     image = idl_type("sensor_msgs/msg/Image")
     writer = DataWriter(participant, Topic(participant, "rt/bench/ping", image), qos=qos)
     reader = DataReader(participant, Topic(participant, "rt/bench/pong", image), qos=qos)
-    deadline = time.monotonic() + 60
-    while not (writer.get_matched_subscriptions() and reader.get_matched_publications()):
-        if time.monotonic() > deadline:
-            echo.kill()
-            print("\n4. DDS round trip: the echo process did not appear")
-            return
-        time.sleep(0.05)
+    if not _wait(lambda: writer.get_matched_subscriptions() and reader.get_matched_publications(), 60.0):
+        echo.kill()
+        print("\n4. DDS round trip: the echo process did not appear")
+        return
     rgb, _ = scene()
     times = []
     for index in range(count):
@@ -364,10 +368,7 @@ class RclpyClient:
         threading.Thread(target=self.executor.spin, daemon=True).start()
 
     def wait_for_node(self, timeout_s: float) -> bool:
-        deadline = time.monotonic() + timeout_s
-        while self.query.get_subscription_count() == 0 and time.monotonic() < deadline:
-            time.sleep(0.05)
-        return self.query.get_subscription_count() > 0
+        return _wait(lambda: self.query.get_subscription_count() > 0, timeout_s)
 
     def counters(self) -> dict[str, int]:
         time.sleep(0.5)  # a report after the last frame
@@ -431,14 +432,8 @@ def bench_rclpy_node(seconds: float) -> None:
               f"p90 {_percentile(inside, 90):.2f} ms ({len(inside)} answers; model excluded)")
     print("   images in: colour images the node received of those sent. Fast DDS (Kilted, 3.2) best effort loses most"
           "\n   640x480 rgb8 images between processes on this machine; a reliable camera and sensor_reliability"
-          "\n   reliable deliver all. Answers on a lost frame use the previous one: frame->markers then includes its age.")
-
-
-def _wait(condition, timeout_s: float) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while not condition() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    return bool(condition())
+          "\n   reliable deliver all. Answers on a lost frame use the previous one: frame->markers then includes its"
+          "\n   age.")
 
 
 def bench_rclpy_cyclone_round_trip(count: int) -> None:
@@ -462,13 +457,10 @@ def bench_rclpy_cyclone_round_trip(count: int) -> None:
     executor = SingleThreadedExecutor()
     executor.add_node(node)
     threading.Thread(target=executor.spin, daemon=True).start()
-    deadline = time.monotonic() + 60
-    while not (writer.get_subscription_count() and node.count_publishers("/bench/pong")):
-        if time.monotonic() > deadline:
-            echo.kill()
-            print("\n5b. rclpy <-> Cyclone round trip: the echo process did not appear")
-            return
-        time.sleep(0.05)
+    if not _wait(lambda: writer.get_subscription_count() and node.count_publishers("/bench/pong"), 60.0):
+        echo.kill()
+        print("\n5b. rclpy <-> Cyclone round trip: the echo process did not appear")
+        return
     rgb, _ = scene()
     message, times = fill_message(Image(), image_dict(rgb, header(0))), []
     for index in range(count):
@@ -485,7 +477,8 @@ def bench_rclpy_cyclone_round_trip(count: int) -> None:
     echo.kill()
     echo.wait()
     print(f"\n5b. Round trip of a 640x480 rgb8 Image rclpy (Fast DDS) -> Cyclone DDS echo process -> rclpy on loopback "
-          f"(reliable), {len(times)} of {count}: p50 {_percentile(times, 50):.2f} ms, p90 {_percentile(times, 90):.2f} ms"
+          f"(reliable), {len(times)} of {count}: p50 {_percentile(times, 50):.2f} ms, "
+          f"p90 {_percentile(times, 90):.2f} ms"
           "\n    (compare 4.: the same with Cyclone on both ends)")
 
 
