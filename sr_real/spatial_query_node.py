@@ -28,7 +28,7 @@ from rclpy.executors import ExternalShutdownException
 from rclpy.logging import get_logger
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
-from rosidl_parser.definition import AbstractNestedType, BasicType, NamespacedType
+from rosidl_parser.definition import AbstractNestedType, AbstractSequence, BasicType, NamespacedType
 
 from sr_real import ros_env
 from sr_real_core.geometry import decode_depth
@@ -100,7 +100,7 @@ def fill_message(message: Any, values: Mapping[str, Any]) -> Any:
         if isinstance(element, NamespacedType):
             value = [fill_message(_namespaced_class(element)(), item) if isinstance(item, Mapping) else item
                      for item in value]
-        elif isinstance(element, BasicType) and element.typename in ("uint8", "octet") \
+        elif isinstance(slot, AbstractSequence) and isinstance(element, BasicType) and element.typename == "uint8" \
                 and not isinstance(value, array.array):
             # array('B', bytes) is one copy; rclpy would otherwise check the ints one by one.
             value = array.array("B", value if isinstance(value, (bytes, bytearray)) else bytes(byte_buffer(value)))

