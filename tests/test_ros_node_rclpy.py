@@ -72,6 +72,12 @@ def test_cv_bridge_decodes_as_the_core_does():
         assert np.array_equal(decoder.depth(msg), depth_to_metres(msg), equal_nan=True)
 
 
+def test_the_index_cv_bridge_ros1_port_is_never_used(monkeypatch):
+    monkeypatch.setattr(spatial_query_node.importlib.metadata, "version", lambda name: "1.13.0.post0")
+    bridge, reason = spatial_query_node._ros2_cv_bridge()
+    assert bridge is None and "ROS 1 port" in reason
+
+
 def scripted_node(monkeypatch):
     monkeypatch.setattr(spatial_query_node, "load_engine", lambda config: ScriptedEngine(DTR))
     return spatial_query_node.SpatialQueryNode(parameter_overrides=[Parameter("model", value="scripted")])
