@@ -65,14 +65,19 @@ def run_command(prog: str, command: Callable[[], int], *, debug: bool = False) -
         return 1
 
 
-def guarded(function: Callable[[Any], None], on_error: Callable[[BaseException], None]) -> Callable[[Any], None]:
-    """`function` that hands any exception to `on_error` instead of raising: for callbacks of a long-running
-    node, where one message must never stop the others."""
+def describe(error: BaseException) -> str:
+    """`Type: message` on one line: what a long-running process logs of an error it survives."""
+    return f"{type(error).__name__}: {one_line(error)}"
+
+
+def guarded(function: Callable[[Any], None], on_error: Callable[[str], None]) -> Callable[[Any], None]:
+    """`function` that hands any exception, `describe`d, to `on_error` instead of raising: for callbacks of a
+    long-running node, where one message must never stop the others."""
     def call(message: Any) -> None:
         try:
             function(message)
         except Exception as error:  # noqa: BLE001 - see the docstring
-            on_error(error)
+            on_error(describe(error))
 
     return call
 

@@ -243,3 +243,13 @@ def test_help_texts(capsys):
         assert words in text, words
     readme = (REPO / "README.md").read_text()
     assert "| `sr-real train" in readme
+
+
+def test_the_rclpy_node_names_a_corrupt_checkpoint_and_exits_2(files):
+    pytest.importorskip("rclpy", reason="needs rclpy (make test installs the ROS 2 wheels)")
+    node = subprocess.run([sys.executable, "-m", "sr_real.spatial_query_node", "--ros-args", "-p",
+                           f"model:={files['corrupt']}"], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONPATH": str(REPO)})
+    output = node.stdout + node.stderr
+    assert node.returncode == 2 and "Traceback" not in output, output
+    assert "corrupt-model/model.safetensors: corrupt safetensors file" in output

@@ -1,7 +1,7 @@
 """`sr-real serve`: the spatial query node, on ROS 2 (rclpy), on raw DDS without ROS, or over a recorded bag.
 
     sr-real serve --model DIR                                   # DDS, domain $ROS_DOMAIN_ID (default 0)
-    sr-real serve --model DIR --transport ros                   # the rclpy node (needs a sourced ROS 2)
+    sr-real serve --model DIR --transport ros                   # the rclpy node (a sourced ROS 2 or `make ros`)
     sr-real serve --model DIR --bag BAG --query "How far ...?"  # offline: play a bag, print the answers
 
 Parameters are those of `config/spatial_query.yaml` (`--params-file`, `-p name=value`). Heavy imports stay
@@ -19,7 +19,7 @@ import sys
 import threading
 from typing import Any
 
-from sr_real_core.errors import one_line
+from sr_real_core.errors import describe, one_line
 
 ANSWER_TIMEOUT_S = 600.0  # per query in bag mode: generous for a large model on CPU
 MAX_DOMAIN_ID = 232  # the largest domain whose DDS ports fit in 16 bits
@@ -90,7 +90,7 @@ def _run_dds(args: argparse.Namespace, config, engine) -> int:
                  dds_topic("~/query", args.namespace, args.node_name))
     try:
         transport.spin(service.handlers(), service.diagnostics, stop, config.diagnostics_period_s,
-                       on_error=service.message_failed)
+                       on_error=lambda key, error: service.count_failure(key, describe(error)))
     finally:
         service.stop()
     return 0

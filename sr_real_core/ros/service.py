@@ -23,7 +23,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from sr_real_core.errors import guarded
+from sr_real_core.errors import describe, guarded
 from sr_real_core.geometry import Intrinsics
 from sr_real_core.grammar import find_detection
 from sr_real_core.inputs import InputError, check_inputs, image_size
@@ -156,19 +156,12 @@ class SpatialQueryService:
 
     def handlers(self) -> dict[str, Callable[[Any], None]]:
         """Input callbacks by `Endpoint.key`, each guarded: whatever a message does, the callback returns and
-        the failure is counted (`<key>_failed`) and reported in the diagnostics."""
+        the failure is counted (`count_failure`)."""
         callbacks = {"image": self.on_image, "compressed_image": self.on_compressed_image, "depth": self.on_depth,
                      "camera_info": self.on_camera_info, "detections_2d": self.on_detections,
                      "clicked_point": self.on_clicked_point, "query": self.on_query}
-        return {key: guarded(callback, functools.partial(self.message_failed, key))
+        return {key: guarded(callback, functools.partial(self.count_failure, key))
                 for key, callback in callbacks.items()}
-
-    def message_failed(self, key: str, error: BaseException) -> None:
-        """Count and report a message (or job) that failed past the checks: a transport's or a callback's guard."""
-        with self._lock:
-            self.counters[f"{key}_failed"] += 1
-            self._last_problem = f"{key}: failed: {type(error).__name__}: {error}"
-            self._throttled.warning(f"{key} failed: {type(error).__name__}", self._last_problem)
 
     def on_image(self, msg: Any) -> None:
         self._input("image", lambda now: self._sync.add_colour(msg, compressed=False, now=now))
@@ -235,6 +228,14 @@ class SpatialQueryService:
                 # The kind of problem is the text before the error's first colon: the field it names.
                 self._throttled.warning(f"{stream}: {str(error).split(':', 1)[0]}", self._last_problem)
 
+    def count_failure(self, stream: str, problem: str) -> None:
+        """A failure that escaped a callback, a job, a transport's loop or timer (`<stream>_failed`): counted,
+        logged and reported in the diagnostics."""
+        with self._lock:
+            self.counters[f"{stream}_failed"] += 1
+            self._last_problem = f"{stream}: {problem}"
+            self._throttled.warning(f"{stream} failed", self._last_problem)
+
     def _reject(self, status: str, message: str, request: QueryRequest | None = None) -> None:
         with self._lock:
             self.counters[f"queries_{status}"] += 1
@@ -248,7 +249,7 @@ class SpatialQueryService:
             try:
                 self._run(job)
             except Exception as error:  # noqa: BLE001 - e.g. publishing failed: the worker goes on
-                self.message_failed("worker", error)
+                self.count_failure("worker", describe(error))
 
     def _run(self, job: _Job) -> None:
         answer, failure = None, ""
