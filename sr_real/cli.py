@@ -13,6 +13,8 @@ import json
 import sys
 from collections.abc import Sequence
 
+from sr_real_core.errors import DEBUG_ENV, run_command
+
 # Modules exposing `register(commands: argparse._SubParsersAction) -> None`.
 _SUBSYSTEMS: tuple[str, ...] = ("sr_real_core.model.cli", "sr_real_core.data.cli", "sr_real_core.evaluation.cli",
                                "sr_real_core.ros.cli", "sr_real.training.cli", "sr_real.export.cli")
@@ -47,6 +49,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sr-real", description="SR-REAL spatial reasoning for robots.")
+    parser.add_argument("--debug", action="store_true", help=f"show the traceback of an error (or set {DEBUG_ENV}=1)")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     lift = commands.add_parser("lift", help="3D centre and extent of every annotated region in a scenes file")
@@ -61,12 +64,22 @@ def build_parser() -> argparse.ArgumentParser:
     for module in _SUBSYSTEMS:
         importlib.import_module(module).register(commands)
     parser.set_defaults(run_ros=_run_ros)  # read by `serve --transport ros` (the core imports no rclpy)
+    _name_errors_after(parser)
     return parser
+
+
+def _name_errors_after(parser: argparse.ArgumentParser) -> None:
+    """Each command's errors start with its full name (`sr-real data qa: error: ...`)."""
+    for action in parser._actions:  # noqa: SLF001 - argparse lists subcommands nowhere else
+        if isinstance(action, argparse._SubParsersAction):  # noqa: SLF001
+            for subparser in action.choices.values():
+                subparser.set_defaults(prog=subparser.prog)
+                _name_errors_after(subparser)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return args.handler(args)
+    return run_command(args.prog, lambda: args.handler(args), debug=args.debug)
 
 
 if __name__ == "__main__":

@@ -50,6 +50,7 @@ class SpatialAnswer:
     errors: list[str]
     latency_s: float  # preprocessing + generation + parsing of the batch this query was in
     timings: dict[str, float] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)  # how the inputs were taken (`inputs.check_inputs`)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -89,6 +90,15 @@ def marked_images(images: Sequence[Any], regions: Sequence[Region]) -> list[Any]
     return [draw_regions(np.asarray(image.convert("RGB")) if hasattr(image, "convert") else np.asarray(image),
                          marks[i]) if i in marks else image
             for i, image in enumerate(images)]
+
+
+def _boxes_of(regions: Sequence[Region], image_index: int, image: Any) -> list[tuple[float, ...]]:
+    """The checked boxes of the regions on one image (before they are drawn on it)."""
+    from sr_real_core.inputs import check_box, image_size
+
+    width, height = image_size(image)
+    return [check_box(region.box, width, height, f"region {number + 1}") for number, region in enumerate(regions)
+            if region.box is not None and region.image_index == image_index]
 
 
 class SpatialReasoner:
@@ -135,7 +145,8 @@ class SpatialReasoner:
         """Answer several queries in one padded batch."""
         start = time.perf_counter()
         paths = [q.prompt_path for q in queries]
-        inputs = self._inputs(queries, paths)
+        notes: list[list[str]] = []
+        inputs = self._inputs(queries, paths, notes)
         prepared = time.perf_counter()
         completions = self.processor.batch_decode(self.backend.generate(inputs, self.max_new_tokens),
                                                   skip_special_tokens=True)
@@ -144,15 +155,20 @@ class SpatialReasoner:
                    for text, requested, q in zip(completions, paths, queries)]
         done = time.perf_counter()
         timings = {"preprocess_s": prepared - start, "generate_s": generated - prepared, "parse_s": done - generated}
-        for answer in answers:
-            answer.latency_s, answer.timings = done - start, dict(timings)
+        for answer, query_notes in zip(answers, notes):
+            answer.latency_s, answer.timings, answer.notes = done - start, dict(timings), query_notes
         return answers
 
-    def _inputs(self, queries: Sequence[Query], paths: Sequence[str]):
+    def _inputs(self, queries: Sequence[Query], paths: Sequence[str], notes: list[list[str]] | None = None):
+        """Processor inputs of a batch; `notes` receives, per query, the notes of the shared input validation."""
+        from sr_real_core.inputs import InputError, check_inputs, check_question, image_size
+
         texts, images, depths, intrinsics = [], [], [], []
+        notes = [] if notes is None else notes
         for query, path in zip(queries, paths):
+            check_question(query.question)
             if query.question.count(REGION_TOKEN) != len(query.regions):
-                raise ValueError(f"the question has {query.question.count(REGION_TOKEN)} {REGION_TOKEN} tokens but "
+                raise InputError(f"the question has {query.question.count(REGION_TOKEN)} {REGION_TOKEN} tokens but "
                                  f"{len(query.regions)} regions were given: refer to the i-th region with the i-th "
                                  f"{REGION_TOKEN}, e.g. 'the chair (red bbox) {REGION_TOKEN}'")
             texts.append(self.processor.chat_prompt(build_prompt(query.question, path, query.answer_type),
@@ -163,14 +179,20 @@ class SpatialReasoner:
             if len(query_depths) != n or len(query_intrinsics) != n:
                 raise ValueError(f"{n} images need {n} depth maps and {n} intrinsics (None where absent), got "
                                  f"{len(query_depths)} and {len(query_intrinsics)}")
+            boxes = [_boxes_of(query.regions, index, image) for index, image in enumerate(query.images)]
             marked = marked_images(query.images, query.regions) if self.mark_regions else query.images
-            for image, depth, camera in zip(marked, query_depths, query_intrinsics):
+            query_notes: list[str] = []
+            for image, depth, camera, image_boxes in zip(marked, query_depths, query_intrinsics, boxes):
                 if depth is None and self.depth_estimator is not None:
                     depth = self.depth_estimator(image)
                     camera = camera if self.depth_estimator.metric else None  # relative depth: pseudo-3D
+                checked = check_inputs(query.question, *image_size(image), depth=depth, intrinsics=camera,
+                                       boxes=image_boxes)
+                query_notes += checked.notes
                 images.append(image)
-                depths.append(depth)
-                intrinsics.append(camera)
+                depths.append(checked.depth)
+                intrinsics.append(checked.intrinsics)
+            notes.append(query_notes)
         return self.processor(images=images, text=texts, regions=[list(q.regions) for q in queries],
                               depths=depths, intrinsics=intrinsics, padding=True, padding_side="left")
 

@@ -213,6 +213,8 @@ def test_end_to_end_with_markers_and_detections(loopback_env):
         # Bad input first: a malformed query and an image whose data does not fill its step x height.
         client.publish("query", {"data": '{"question": "unterminated'})
         assert json.loads(client.next("answer", ANSWER_S).data)["status"] == "error"
+        client.publish("query", {"data": '{"question": "x", "id": ' + "[" * 1000 + "]" * 1000 + "}"})  # 2 KB
+        assert "nested deeper than" in json.loads(client.next("answer", ANSWER_S).data)["message"]
         broken = image_dict(rgb, HEADER)
         client.publish("image", {**broken, "data": broken["data"][:100]})
 
@@ -239,7 +241,7 @@ def test_end_to_end_with_markers_and_detections(loopback_env):
             values = {value.key: value.value for value in diagnostics.status[0].values}
             if values.get("queries_answered") == "1":
                 break
-        assert values["image_skipped"] == "1" and values["queries_error"] == "1"
+        assert values["image_skipped"] == "1" and values["queries_error"] == "2"
     finally:
         output = stop_node(node)
     assert "Traceback" not in output, output

@@ -48,6 +48,7 @@ from sr_real_core.data.facts import to_centimetres, unambiguous_names
 from sr_real_core.data.files import write_image, write_jsonl
 from sr_real_core.data.qa import QAConfig, relative_path, scene_questions, scene_references, scene_rng
 from sr_real_core.data.units import LengthStyle, say_length
+from sr_real_core.errors import check_output_dir, staged_output
 from sr_real_core.grammar import Detection, answer_instruction, build_prompt, render_dtr, render_lor
 from sr_real_core.query import DEFAULT_PATH_MODE, PATH_MODES, PATHS, Region, reference_path
 from sr_real_core.scenes import Scene, load_scenes
@@ -331,13 +332,21 @@ def _mix(candidates: dict[str, list[dict[str, Any]]], config: SFTConfig, rng: np
 
 
 def build_mixture(config: MixtureConfig, progress: bool = True) -> Path:
-    """Write the mixture of ``config`` (see the module docstring); returns the manifest's path."""
-    out = Path(config.out_dir)
+    """Write the mixture of ``config`` (see the module docstring); returns the manifest's path. The files
+    appear in ``config.out_dir`` only once all are written."""
+    with staged_output(check_output_dir(config.out_dir, "out_dir"), folder=True) as out:
+        written = _build_mixture(config, out, progress)
+    return Path(config.out_dir) / written.name
+
+
+def _build_mixture(config: MixtureConfig, out: Path, progress: bool) -> Path:
     (out / "marked").mkdir(parents=True, exist_ok=True)
     scenes: list[Scene] = []
     for path in config.scenes:
         if not Path(path).is_file():
-            raise ConfigError(f"scenes: {path} not found (render scenes first, e.g. `sr-real data synth`)")
+            raise ConfigError(f"scenes: {path} not found in {Path.cwd()} (relative paths are read from the current "
+                              f"folder; render the scenes first: sr-real data synth --num-scenes N "
+                              f"--out {Path(path).parent})")
         scenes.extend(load_scenes(path))
     duplicates = [sid for sid, n in Counter(s.scene_id for s in scenes).items() if n > 1]
     if duplicates:

@@ -14,6 +14,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from sr_real_core.errors import device_argument, one_line, positive_int
 from sr_real_core.evaluation import BENCHMARKS
 from sr_real_core.query import BACKENDS, DEFAULT_PATH_MODE, MAX_NEW_TOKENS, PATH_MODES
 
@@ -46,7 +47,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
                             model_run=model_run, gallery=GalleryConfig(size=args.gallery_size))
         result = evaluate(config, progress=print_progress)
     except (EvaluationInputError, OSError, ValueError) as error:
-        return _fail(str(error))
+        return _fail(one_line(error))
     _print_summary(result.metrics, result.files)
     problems = result.metrics["missing_predictions"] or result.metrics["unknown_predictions"]
     return 1 if args.strict and problems else 0
@@ -75,14 +76,20 @@ def _print_summary(metrics: dict, files: dict) -> None:
 
 
 def _cmd_import(args: argparse.Namespace) -> int:
+    from sr_real_core.errors import staged_output
     from sr_real_core.evaluation.importers import import_benchmark
     from sr_real_core.evaluation.records import EvaluationInputError
 
     try:
-        result = import_benchmark(args.benchmark, args.source, args.out, image_root=args.image_root, limit=args.limit,
-                                  strict=args.strict)
+        with staged_output(args.out) as staging:  # written only when there are records
+            result = import_benchmark(args.benchmark, args.source, staging, image_root=args.image_root,
+                                      limit=args.limit, strict=args.strict)
+            if not result.records:
+                reason = f" (first skipped: {result.skipped[0]})" if result.skipped else ""
+                raise EvaluationInputError(f"{args.source}: no {args.benchmark} records in it, {len(result.skipped)} "
+                                           f"rows skipped{reason}; is it another benchmark's file?")
     except (EvaluationInputError, OSError, ValueError) as error:
-        return _fail(str(error))
+        return _fail(one_line(error))
     print(f"wrote {len(result.records)} QA records to {args.out}")
     if result.filtered:
         print(f"{result.filtered} rows outside the importer's scope (CV-Bench 2D) left out")
@@ -103,7 +110,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     try:
         table = compare_table([load_metrics(path) for path in args.runs], labels)
     except EvaluationInputError as error:
-        return _fail(str(error))
+        return _fail(one_line(error))
     if args.out:
         Path(args.out).write_text(table, encoding="utf-8")
     print(table, end="")
@@ -124,19 +131,21 @@ def register(commands: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--out", metavar="DIR", help="output folder")
     evaluate.add_argument("--path", choices=PATH_MODES,
                           help="--model only: path to ask for (reference: DTR with regions, LOR without; default)")
-    evaluate.add_argument("--batch-size", type=int, default=4, help="--model only: questions per batch (default 4)")
-    evaluate.add_argument("--max-new-tokens", type=int, default=MAX_NEW_TOKENS,
-                          help=f"--model only (default {MAX_NEW_TOKENS})")
+    evaluate.add_argument("--batch-size", type=positive_int, default=4,
+                          help="--model only: questions per batch (default 4)")
+    evaluate.add_argument("--max-new-tokens", type=positive_int, default=MAX_NEW_TOKENS,
+                          help=f"--model only: most tokens generated per answer (default {MAX_NEW_TOKENS})")
     evaluate.add_argument("--backend", choices=BACKENDS, help="--model only; default: from the "
                           "deploy folder's manifest, torch for a checkpoint")
-    evaluate.add_argument("--device", help="--model only: torch device, e.g. cuda (default cpu)")
+    evaluate.add_argument("--device", type=device_argument, help="--model only: torch device, e.g. cuda (default cpu)")
     evaluate.add_argument("--depth-model", help="--model only: depth estimator for questions without depth")
     evaluate.add_argument("--gallery-size", type=int, default=24, help="examples in gallery.html (0: none; default 24)")
     evaluate.add_argument("--strict", action="store_true",
                           help="exit 1 if a prediction is missing or has an unknown id (import: if a row is skipped)")
     evaluate.set_defaults(handler=_cmd_eval, eval_parser=evaluate)
 
-    actions = evaluate.add_subparsers(dest="eval_action", metavar="ACTION")
+    actions = evaluate.add_subparsers(dest="eval_action", metavar="[ACTION]",
+                                      title="actions (optional; without one, eval scores)")
     importer = actions.add_parser("import", help="convert a public benchmark into QA records",
                                   description="Formats: spatialrgpt (SpatialRGPT-Bench), qspatial (Q-Spatial-Bench), "
                                               "cvbench (CV-Bench, 3D tasks). SOURCE: a .jsonl/.json/.parquet file or "
@@ -146,7 +155,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     importer.add_argument("--out", required=True, help="QA records to write (JSON Lines)")
     importer.add_argument("--image-root", help="folder the benchmark's image paths are relative to "
                                                "(default: the folder of the file naming them)")
-    importer.add_argument("--limit", type=int, help="import at most this many records")
+    importer.add_argument("--limit", type=positive_int, help="import at most this many records")
     importer.add_argument("--strict", action="store_true",
                           help="exit 1 if any row is skipped; exit 2, writing nothing, if an image is not on disk")
     importer.set_defaults(handler=_cmd_import)

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sr_real_core.errors import check_output_dir, staged_output
 from sr_real_core.evaluation.gallery import GalleryConfig, write_gallery
 from sr_real_core.evaluation.records import Prediction, QARecord, load_predictions, load_qa
 from sr_real_core.evaluation.report import write_report
@@ -50,10 +51,17 @@ class EvaluationResult:
 
 
 def evaluate(config: EvalConfig, progress: Callable[[int, int], None] | None = None) -> EvaluationResult:
-    """Run the evaluation described by ``config`` and write its files (see the module docstring)."""
-    out = Path(config.out)
-    out.mkdir(parents=True, exist_ok=True)
+    """Run the evaluation described by ``config`` and write its files (see the module docstring); they appear
+    in ``config.out`` only once all are written."""
     records = load_qa(config.qa)
+    with staged_output(check_output_dir(config.out), folder=True) as staging:
+        result = _evaluate(records, config, staging, progress)
+    result.files = {name: Path(config.out) / path.relative_to(staging) for name, path in result.files.items()}
+    return result
+
+
+def _evaluate(records: Sequence[QARecord], config: EvalConfig, out: Path,
+              progress: Callable[[int, int], None] | None) -> EvaluationResult:
     files: dict[str, Path] = {}
     if config.model is not None:
         predictions = _model_predictions(records, config, out / "predictions.jsonl", progress)

@@ -28,6 +28,7 @@ from sr_real_core.evaluation.protocol import protocol_for
 from sr_real_core.evaluation.records import EvaluationInputError, QARecord
 from sr_real_core.evaluation.understanding import make_participant
 from sr_real_core.inference import SpatialReasoner
+from sr_real_core.inputs import InputError
 from sr_real_core.query import DEFAULT_PATH_MODE, MAX_NEW_TOKENS, PATH_MODES, REGION_TOKEN, Query
 
 
@@ -124,7 +125,10 @@ def predict_with_model(
     predictions = []
     for start in range(0, len(records), config.batch_size):
         batch = records[start:start + config.batch_size]
-        answers = reasoner.ask_batch([_query(record, config.path_mode) for record in batch])
+        try:
+            answers = reasoner.ask_batch([_query(record, config.path_mode) for record in batch])
+        except InputError as error:  # name the records: the message names only the input
+            raise EvaluationInputError(f"record(s) {', '.join(r.id for r in batch)}: {error}") from None
         predictions += [
             {"id": record.id, "completion": answer.completion, "path": answer.path,
              "requested_path": answer.requested_path, "latency_s": answer.latency_s / len(batch)}

@@ -3,16 +3,24 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+import re
 import sys
 
+from sr_real_core.errors import device_argument, one_line, positive_int
 from sr_real_core.query import ANSWER_TYPES, BACKENDS, DEFAULT_PATH_MODE, MAX_NEW_TOKENS, PATH_MODES, Query, Region
 
 
 def _cmd_tiny(args: argparse.Namespace) -> int:
+    from sr_real_core.errors import check_output_dir
     from sr_real_core.model.tiny import write_tiny_model
 
-    print(write_tiny_model(args.out, seed=args.seed))
+    print(write_tiny_model(check_output_dir(args.out), seed=args.seed))
     return 0
+
+
+# A box may start with a minus sign (`--region -50,10,90,120`): let argparse take such a word as a value.
+_BOX_OR_NEGATIVE_NUMBER = re.compile(r"^-\d+$|^-\d*\.\d+$|^-?[\d.]+(,-?[\d.]*)*$")
 
 
 def _box(text: str) -> Region:
@@ -20,6 +28,8 @@ def _box(text: str) -> Region:
         x1, y1, x2, y2 = (float(v) for v in text.split(","))
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected x1,y1,x2,y2 in pixels, got {text!r}") from None
+    if not all(math.isfinite(v) for v in (x1, y1, x2, y2)):
+        raise argparse.ArgumentTypeError(f"expected four finite numbers x1,y1,x2,y2 in pixels, got {text!r}")
     return Region(box=(x1, y1, x2, y2))
 
 
@@ -28,7 +38,11 @@ def _cmd_ask(args: argparse.Namespace) -> int:
 
     from sr_real_core.geometry import Intrinsics, load_depth
     from sr_real_core.inference import SpatialReasoner
+    from sr_real_core.inputs import check_question
 
+    if args.intrinsics and not (args.depth or args.depth_model):
+        args.parser.error("--intrinsics needs --depth or --depth-model: without depth there is nothing to lift")
+    check_question(args.question)  # before the model loads
     try:
         with Image.open(args.image) as opened:
             image = opened.convert("RGB")
@@ -42,7 +56,7 @@ def _cmd_ask(args: argparse.Namespace) -> int:
         result = reasoner.answer(Query(args.question, [image], depths=[depth], intrinsics=[intrinsics],
                                        regions=args.region, path=args.path, answer_type=args.answer_type))
     except (OSError, ValueError) as error:
-        print(f"sr-real ask: error: {error}", file=sys.stderr)
+        print(f"sr-real ask: error: {one_line(error)}", file=sys.stderr)
         return 2
     print(json.dumps(result.to_dict()))
     return 0
@@ -72,8 +86,10 @@ def register(commands: argparse._SubParsersAction) -> None:
     ask.add_argument("--path", choices=PATH_MODES, default=DEFAULT_PATH_MODE,
                      help="reasoning path to ask for; reference: DTR with regions, LOR without (default)")
     ask.add_argument("--answer-type", choices=ANSWER_TYPES, help="expected answer type, if known")
-    ask.add_argument("--backend", choices=BACKENDS, help="default: onnxruntime/tensorrt as a deploy folder's manifest "
-                                                         "says, torch for a checkpoint")
-    ask.add_argument("--device", help="torch device, e.g. cuda (default: cpu)")
-    ask.add_argument("--max-new-tokens", type=int, default=MAX_NEW_TOKENS)
-    ask.set_defaults(handler=_cmd_ask)
+    ask.add_argument("--backend", choices=BACKENDS, help="inference backend; default: onnxruntime/tensorrt as a "
+                                                         "deploy folder's manifest says, torch for a checkpoint")
+    ask.add_argument("--device", type=device_argument, help="torch device, e.g. cuda (default: cpu)")
+    ask.add_argument("--max-new-tokens", type=positive_int, default=MAX_NEW_TOKENS,
+                     help=f"most tokens generated for the answer (default {MAX_NEW_TOKENS})")
+    ask.set_defaults(handler=_cmd_ask, parser=ask)
+    ask._negative_number_matcher = _BOX_OR_NEGATIVE_NUMBER

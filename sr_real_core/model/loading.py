@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from sr_real_core.model.safe_loading import corrupt_weights_named, weight_files
+
 # Qwen2.5-VL checkpoints on the Hub (and as transformers saves them) use the older key layout.
 QWEN2_5_VL_KEY_MAPPING = {
     r"^visual": "model.visual",
@@ -48,16 +50,28 @@ def load_model(path_or_hub_id: str | Path, *, dtype=None, device: str | None = N
 
     dtype: e.g. torch.bfloat16 (default: as saved); device: e.g. "cuda" (default: CPU).
     """
-    from transformers import AutoConfig, Qwen2_5_VLConfig
+    from transformers import AutoConfig
 
-    from sr_real_core.model.configuration import SRRealConfig
-    from sr_real_core.model.modeling import SRRealForConditionalGeneration
     from sr_real_core.model.processing import SRRealProcessor
 
     directory = resolve_checkpoint(path_or_hub_id)
+    weights = weight_files(directory)  # safetensors by content, before transformers opens any of them
     config = AutoConfig.from_pretrained(directory, local_files_only=True)
     processor = SRRealProcessor.from_pretrained(directory, local_files_only=True)
     options = dict(local_files_only=True, use_safetensors=True, dtype=dtype, attn_implementation=attn_implementation)
+    with corrupt_weights_named(weights):
+        model = _from_pretrained(directory, config, processor, options)
+    if device is not None:
+        model = model.to(device)
+    return model.eval(), processor
+
+
+def _from_pretrained(directory: Path, config, processor, options: dict):
+    from transformers import Qwen2_5_VLConfig
+
+    from sr_real_core.model.configuration import SRRealConfig
+    from sr_real_core.model.modeling import SRRealForConditionalGeneration
+
     if isinstance(config, SRRealConfig):
         model = SRRealForConditionalGeneration.from_pretrained(directory, **options)
     elif isinstance(config, Qwen2_5_VLConfig):
@@ -69,6 +83,4 @@ def load_model(path_or_hub_id: str | Path, *, dtype=None, device: str | None = N
     else:
         raise ValueError(f"checkpoint {str(directory)!r} is a {config.model_type!r} model; SR-REAL loads "
                          f"{SRRealConfig.model_type!r} and Qwen2.5-VL ('qwen2_5_vl') checkpoints")
-    if device is not None:
-        model = model.to(device)
-    return model.eval(), processor
+    return model

@@ -19,7 +19,21 @@ import sys
 import threading
 from typing import Any
 
+from sr_real_core.errors import describe, one_line
+
 ANSWER_TIMEOUT_S = 600.0  # per query in bag mode: generous for a large model on CPU
+MAX_DOMAIN_ID = 232  # the largest domain whose DDS ports fit in 16 bits
+
+
+def _domain_id(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer 0 to {MAX_DOMAIN_ID}, got {text!r}") from None
+    if not 0 <= value <= MAX_DOMAIN_ID:
+        raise argparse.ArgumentTypeError(f"{value} is outside 0 to {MAX_DOMAIN_ID} (DDS maps a domain to UDP ports "
+                                         "7400 + 250 x domain + ...)")
+    return value
 
 
 def _parameter(text: str) -> tuple[str, Any]:
@@ -75,7 +89,8 @@ def _run_dds(args: argparse.Namespace, config, engine) -> int:
     logging.info("ready on DDS domain %d: ask on %s", args.domain_id,
                  dds_topic("~/query", args.namespace, args.node_name))
     try:
-        transport.spin(service.handlers(), service.diagnostics, stop, config.diagnostics_period_s)
+        transport.spin(service.handlers(), service.diagnostics, stop, config.diagnostics_period_s,
+                       on_error=lambda key, error: service.count_failure(key, describe(error)))
     finally:
         service.stop()
     return 0
@@ -86,6 +101,7 @@ def _run_bag(args: argparse.Namespace, config, engine) -> int:
     from sr_real_core.ros.service import SpatialQueryService
 
     answers: queue.Queue[str] = queue.Queue()
+    answered = 0
 
     def publish(key: str, message: Any) -> None:
         if key == "answer":
@@ -98,21 +114,45 @@ def _run_bag(args: argparse.Namespace, config, engine) -> int:
         logging.info("played %d messages of %s: %s", delivered, args.bag, service.frame_counts())
         for question in args.query:
             service.on_query(question)
-            print(answers.get(timeout=ANSWER_TIMEOUT_S), flush=True)
+            answer = answers.get(timeout=ANSWER_TIMEOUT_S)
+            print(answer, flush=True)
+            answered += json.loads(answer).get("status") == "ok"
     except queue.Empty:
         print(f"sr-real serve: error: no answer within {ANSWER_TIMEOUT_S:.0f} s", file=sys.stderr)
         return 1
     finally:
         service.stop()
+    if not answered:
+        print(f"sr-real serve: error: none of the {len(args.query)} queries was answered (see their messages)",
+              file=sys.stderr)
+        return 1
     return 0
+
+
+def _check_bag_has_topics(connections: dict[str, str], args: argparse.Namespace) -> None:
+    """A camera topic set with -p must be in the bag: another stream would be answered about silently."""
+    for name, value in args.param:
+        if name not in ("image_topic", "depth_topic", "camera_info_topic") or not value:
+            continue
+        topic = "/" + str(value).lstrip("/")
+        if topic not in connections and not (name == "image_topic" and f"{topic}/compressed" in connections):
+            listing = ", ".join(f"{t} ({kind})" for t, kind in sorted(connections.items())) or "none"
+            raise ValueError(f"-p {name}={value}: no such topic in {args.bag}; its topics: {listing}")
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    if args.domain_id is None:
+        try:
+            args.domain_id = _domain_id(os.environ.get("ROS_DOMAIN_ID", "0") or "0")
+        except argparse.ArgumentTypeError as error:
+            raise ValueError(f"ROS_DOMAIN_ID: {error}") from None
     if args.loopback:
         from sr_real_core.ros.dds.transport import loopback_config
 
         os.environ["CYCLONEDDS_URI"] = loopback_config()  # read by Cyclone DDS, also under rmw_cyclonedds_cpp
+    if bool(args.bag) != bool(args.query):
+        args.parser.error("--bag and --query go together: --bag plays a recording, then answers each --query")
     if args.transport == "ros":
         return _run_ros(args)
     from sr_real_core.ros.bag import BagError, bag_connections, bag_topics
@@ -121,11 +161,13 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     try:
         config = _config(args)
         if args.bag:  # before the model loads, so that a broken bag fails fast
-            config = bag_topics(bag_connections(args.bag), config)
+            connections = bag_connections(args.bag)
+            _check_bag_has_topics(connections, args)
+            config = bag_topics(connections, config)
         engine = load_engine(config)
         return _run_bag(args, config, engine) if args.bag else _run_dds(args, config, engine)
     except (BagError, ValueError, OSError) as error:
-        print(f"sr-real serve: error: {error}", file=sys.stderr)
+        print(f"sr-real serve: error: {one_line(error)}", file=sys.stderr)
         return 2
 
 
@@ -139,8 +181,8 @@ def register(commands: argparse._SubParsersAction) -> None:
                        help="set a parameter, e.g. -p depth_topic=/camera/depth/image_rect_raw (repeatable)")
     serve.add_argument("--node-name", default="spatial_query_node", help="node name (its ~/ topics)")
     serve.add_argument("--namespace", default="/", help="node namespace")
-    serve.add_argument("--domain-id", type=int, default=int(os.environ.get("ROS_DOMAIN_ID", "0")),
-                       help="DDS domain (default: $ROS_DOMAIN_ID or 0)")
+    serve.add_argument("--domain-id", type=_domain_id, default=None,
+                       help=f"DDS domain, 0 to {MAX_DOMAIN_ID} (default: $ROS_DOMAIN_ID or 0)")
     serve.add_argument("--loopback", action="store_true",
                        help="keep DDS traffic on 127.0.0.1 (sets CYCLONEDDS_URI; with ROS, for rmw_cyclonedds_cpp)")
     serve.add_argument("--duration", type=float, default=0.0, help="with dds: stop after this many seconds (0: run "
@@ -149,4 +191,4 @@ def register(commands: argparse._SubParsersAction) -> None:
                                      "then answer --query")
     serve.add_argument("--query", action="append", default=[],
                        help="with --bag: a query (text or JSON, as on ~/query) to answer on the bag's last frame")
-    serve.set_defaults(handler=_cmd_serve)
+    serve.set_defaults(handler=_cmd_serve, parser=serve)

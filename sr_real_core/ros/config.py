@@ -51,6 +51,8 @@ class SpatialQueryConfig:
     sensor_queue_depth: int = _param(5, "QoS history depth of the camera subscriptions.", low=1, high=100)
     sync_slop_s: float = _param(0.05, "Largest stamp difference between a colour and a depth image taken as "
                                       "one frame, seconds.", low=0.0, high=1.0)
+    max_query_bytes: int = _param(16384, "Largest ~/query message accepted, bytes (UTF-8); longer ones are "
+                                         "answered 'error' unread.", low=256, high=1048576)
     queue_size: int = _param(1, "Queries that may wait while one runs; more are answered 'busy'.", low=0, high=16)
     marker_lifetime_s: float = _param(0.0, "Lifetime of the RViz markers, seconds; 0: until the next answer "
                                            "replaces them.", low=0.0, high=3600.0)

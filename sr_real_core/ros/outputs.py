@@ -67,7 +67,8 @@ def answer_json(request: QueryRequest, result: Any, centres: Sequence[Centre], r
         "detections": [centre.to_dict() for centre in centres],
         "regions": [{"ref": region.ref, "box": list(region.box)} for region in regions],
         "reasoning": result.reasoning, "completion": result.completion, "well_formed": result.well_formed,
-        "errors": list(result.errors), "latency_s": {key: round(value, 6) for key, value in latency.items()},
+        "errors": list(result.errors), "notes": list(getattr(result, "notes", [])),
+        "latency_s": {key: round(value, 6) for key, value in latency.items()},
         "frame_stamp": frame_stamp,
     })
 

@@ -14,7 +14,7 @@ Regions, in the order of the question's `<region>` tokens (at most four: red, bl
 """
 from __future__ import annotations
 
-import json
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +23,7 @@ import cv2
 import numpy as np
 
 from sr_real_core.geometry import Intrinsics
+from sr_real_core.inputs import InputError, check_question, load_untrusted_json
 from sr_real_core.marks import MAX_REGIONS, point_box, region_ref
 from sr_real_core.query import ANSWER_TYPES, PATH_MODES, Region
 from sr_real_core.ros.msgs import detection_box, detection_label
@@ -52,17 +53,20 @@ def parse_query(text: str, default_path: str) -> QueryRequest:
     if len(stripped) > MAX_QUERY_CHARS:
         raise QueryError(f"query of {len(stripped)} characters; at most {MAX_QUERY_CHARS}")
     if not stripped.startswith("{"):
-        return QueryRequest(question=stripped, regions=(), path=default_path)
+        return QueryRequest(question=_check_question(stripped), regions=(), path=default_path)
     try:
-        query = json.loads(stripped)
-    except json.JSONDecodeError as error:
+        query = load_untrusted_json(stripped)
+    except ValueError as error:
         raise QueryError(f"malformed JSON query: {error}") from None
+    if not isinstance(query, dict):
+        raise QueryError("malformed JSON query: expected an object")
     unknown = sorted(set(query) - set(_QUERY_KEYS))
     if unknown:
         raise QueryError(f"unknown query field(s) {', '.join(unknown)}; known: {', '.join(_QUERY_KEYS)}")
     question = query.get("question")
     if not isinstance(question, str) or not question.strip():
         raise QueryError("question: expected a non-empty string")
+    _check_question(question)
     regions = query.get("regions", [])
     if not isinstance(regions, list) or len(regions) > MAX_REGIONS:
         raise QueryError(f"regions: expected a list of at most {MAX_REGIONS} regions")
@@ -75,6 +79,13 @@ def parse_query(text: str, default_path: str) -> QueryRequest:
     request_id = query.get("id")
     return QueryRequest(question.strip(), tuple(regions), path, answer_type,
                         None if request_id is None else str(request_id))
+
+
+def _check_question(question: str) -> str:
+    try:
+        return check_question(question)
+    except InputError as error:
+        raise QueryError(str(error)) from None
 
 
 def resolve_regions(specs: Sequence[Any], intrinsics: Intrinsics, camera_frame: str,
@@ -111,7 +122,7 @@ def _resolve(spec: Any, intrinsics: Intrinsics, camera_frame: str, detections: A
 
 def _numbers(value: Any, count: int, name: str) -> list[float]:
     if (not isinstance(value, list) or len(value) != count
-            or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)):
+            or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in value)):
         raise QueryError(f"{name}: expected {count} numbers, got {value!r}")
     return [float(v) for v in value]
 
@@ -149,8 +160,8 @@ def _clicked_pixel(index: Any, intrinsics: Intrinsics, camera_frame: str,
         raise QueryError(f"clicked_point {index}: in frame {frame!r}, not the camera frame {camera_frame!r}; "
                          "set RViz's fixed frame to the camera frame")
     xyz = [float(clicked.point.x), float(clicked.point.y), float(clicked.point.z)]
-    if xyz[2] <= 0:
-        raise QueryError(f"clicked_point {index}: {xyz} lies behind the camera")
+    if not all(math.isfinite(value) for value in xyz) or xyz[2] <= 0:
+        raise QueryError(f"clicked_point {index}: {xyz} is not a finite point in front of the camera")
     return list(project_points(intrinsics, [xyz])[0])
 
 

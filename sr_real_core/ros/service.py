@@ -11,6 +11,7 @@ transport (`sr_real_core.ros.dds.transport`): both only move messages between th
 """
 from __future__ import annotations
 
+import functools
 import logging
 import queue
 import threading
@@ -22,8 +23,10 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from sr_real_core.errors import describe, guarded
 from sr_real_core.geometry import Intrinsics
 from sr_real_core.grammar import find_detection
+from sr_real_core.inputs import InputError, check_inputs, image_size
 from sr_real_core.query import Query, Region
 from sr_real_core.region3d import RegionLiftError, lift_region
 from sr_real_core.ros import outputs
@@ -152,10 +155,13 @@ class SpatialQueryService:
     # ------------------------------------------------------------------ inputs
 
     def handlers(self) -> dict[str, Callable[[Any], None]]:
-        """Input callbacks by `Endpoint.key`."""
-        return {"image": self.on_image, "compressed_image": self.on_compressed_image, "depth": self.on_depth,
-                "camera_info": self.on_camera_info, "detections_2d": self.on_detections,
-                "clicked_point": self.on_clicked_point, "query": self.on_query}
+        """Input callbacks by `Endpoint.key`, each guarded: whatever a message does, the callback returns and
+        the failure is counted (`count_failure`)."""
+        callbacks = {"image": self.on_image, "compressed_image": self.on_compressed_image, "depth": self.on_depth,
+                     "camera_info": self.on_camera_info, "detections_2d": self.on_detections,
+                     "clicked_point": self.on_clicked_point, "query": self.on_query}
+        return {key: guarded(callback, functools.partial(self.count_failure, key))
+                for key, callback in callbacks.items()}
 
     def on_image(self, msg: Any) -> None:
         self._input("image", lambda now: self._sync.add_colour(msg, compressed=False, now=now))
@@ -180,14 +186,15 @@ class SpatialQueryService:
 
     def on_query(self, msg: Any) -> None:
         """A std_msgs/String query (or its text). Answers busy / no_frame / error at once, else queues it."""
-        received = self.clock()
+        received, request = self.clock(), None
         try:
-            request = parse_query(str(getattr(msg, "data", msg)), self.config.path_mode)
+            request = parse_query(_query_text(msg, self.config.max_query_bytes), self.config.path_mode)
+            with self._lock:
+                rejection = self._admit(request, received)
         except QueryError as error:
-            self._reject("error", str(error))
-            return
-        with self._lock:
-            rejection = self._admit(request, received)
+            rejection = "error", str(error)
+        except Exception as error:  # noqa: BLE001 - any query gets an answer, and the node goes on
+            rejection = "error", f"{type(error).__name__}: {error}"
         if rejection is not None:
             self._reject(*rejection, request)
 
@@ -222,7 +229,8 @@ class SpatialQueryService:
                 self._throttled.warning(f"{stream}: {str(error).split(':', 1)[0]}", self._last_problem)
 
     def count_failure(self, stream: str, problem: str) -> None:
-        """A failure that escaped a transport's callback or timer (`<stream>_failed`): counted and logged."""
+        """A failure that escaped a callback, a job, a transport's loop or timer (`<stream>_failed`): counted,
+        logged and reported in the diagnostics."""
         with self._lock:
             self.counters[f"{stream}_failed"] += 1
             self._last_problem = f"{stream}: {problem}"
@@ -238,26 +246,38 @@ class SpatialQueryService:
 
     def _work(self) -> None:
         while (job := self._jobs.get()) is not None:
-            answer, failure = None, ""
             try:
-                answer = self._answer(job)
-            except Exception as error:  # noqa: BLE001 - one failed query must not stop the worker
-                failure = f"{type(error).__name__}: {error}"
-                self.logger.error(f"query failed: {failure}")
+                self._run(job)
+            except Exception as error:  # noqa: BLE001 - e.g. publishing failed: the worker goes on
+                self.count_failure("worker", describe(error))
+
+    def _run(self, job: _Job) -> None:
+        answer, failure = None, ""
+        try:
+            answer = self._answer(job)
+        except InputError as error:
+            failure = str(error)
+        except Exception as error:  # noqa: BLE001 - one failed query must not stop the worker
+            failure = f"{type(error).__name__}: {error}"
+            self.logger.error(f"query failed: {failure}")
+        finally:
             with self._lock:
                 self._outstanding -= 1  # before the answer goes out: its reader may ask again at once
-            if answer is None:
-                self._reject("error", failure, job.request)
-            else:
-                self.publish("answer", answer)
+        if answer is None:
+            self._reject("error", failure, job.request)
+        else:
+            self.publish("answer", answer)
 
     def _answer(self, job: _Job) -> dict[str, str]:
         """Publish the markers, detections and debug image of a query; return its answer message."""
         frame, request = job.frame, job.request
         rgb, depth = frame.decode(self.decoder)
+        checked = check_inputs(request.question, *image_size(rgb), depth=depth, intrinsics=frame.intrinsics,
+                               boxes=[region.box for region in job.regions])  # as `sr-real ask` checks them
         result = self.engine.answer(Query(request.question, [rgb], depths=[depth], intrinsics=[frame.intrinsics],
                                           regions=job.regions, path=request.path,
                                           answer_type=request.answer_type))
+        result.notes = list(dict.fromkeys([*checked.notes, *getattr(result, "notes", [])]))
         centres = _centres(result.detections)
         header = header_dict(frame.stamp, frame.frame_id)
         self.publish("markers", outputs.marker_array(centres, header, self.config.marker_lifetime_s,
@@ -299,6 +319,17 @@ class SpatialQueryService:
     def _frame_counts(self) -> dict[str, int]:
         return {"synchronised": self._sync.synchronised, "processed": self._sync.processed,
                 "dropped": self._sync.dropped}
+
+
+def _query_text(msg: Any, max_bytes: int) -> str:
+    """The text of a std_msgs/String query (or a str); QueryError beyond `max_bytes` (UTF-8), unread."""
+    text = getattr(msg, "data", msg)
+    if not isinstance(text, str):
+        raise QueryError(f"query: expected text, got {type(text).__name__}")
+    size = len(text) if len(text) > max_bytes else len(text.encode("utf-8", "surrogatepass"))
+    if size > max_bytes:
+        raise QueryError(f"query of {size} bytes or more exceeds max_query_bytes ({max_bytes})")
+    return text
 
 
 def _centres(detections: Sequence[Any]) -> list[outputs.Centre]:

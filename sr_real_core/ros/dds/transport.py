@@ -14,6 +14,7 @@ localhost) with large fragments, which loopback allows.
 """
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -120,15 +121,35 @@ class DdsTransport(DdsEndpoints):
         self._waitset = self.waitset(self.readers)
 
     def spin(self, handlers: Mapping[str, Callable[[Any], None]], diagnostics: Callable[[], Mapping[str, Any]],
-             stop: threading.Event, diagnostics_period_s: float = 1.0) -> None:
+             stop: threading.Event, diagnostics_period_s: float = 1.0,
+             on_error: Callable[[str, BaseException], None] | None = None) -> None:
         """Deliver input samples to `handlers` (by endpoint key) and publish `diagnostics()` periodically,
-        until `stop` is set."""
+        until `stop` is set. A sample that cannot be read or handled goes to `on_error(key, error)` (default:
+        logged) and the loop goes on: no message stops the node."""
+        on_error = on_error or _log_failure
         next_report = time.monotonic()
         while not stop.is_set():
             self._waitset.wait(duration(seconds=WAIT_S))
             for key in self.readers:
-                for sample in self.take(key):
-                    handlers[key](sample)
+                for sample in self._take_guarded(key, on_error):
+                    try:
+                        handlers[key](sample)
+                    except Exception as error:  # noqa: BLE001 - see the docstring
+                        on_error(key, error)
             if time.monotonic() >= next_report:
-                self.publish("diagnostics", diagnostics())
+                try:
+                    self.publish("diagnostics", diagnostics())
+                except Exception as error:  # noqa: BLE001 - see the docstring
+                    on_error("diagnostics", error)
                 next_report = time.monotonic() + diagnostics_period_s
+
+    def _take_guarded(self, key: str, on_error: Callable[[str, BaseException], None]) -> list[Any]:
+        try:
+            return self.take(key)
+        except Exception as error:  # noqa: BLE001 - e.g. a sample that does not deserialise
+            on_error(key, error)
+            return []
+
+
+def _log_failure(key: str, error: BaseException) -> None:
+    logging.getLogger("sr_real.dds").warning(f"{key}: message failed: {type(error).__name__}: {error}")
