@@ -11,10 +11,8 @@ Target (issue 13): ONNX Runtime per-token decode at most 0.5x PyTorch's.
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -25,15 +23,7 @@ from sr_real.export.variants import folder_bytes, quantize_folder  # noqa: E402
 from sr_real_core.inference import SpatialReasoner  # noqa: E402
 from sr_real_core.model.tiny import write_tiny_model  # noqa: E402
 
-
-def median_time(function, repeats: int) -> float:
-    function()  # warm-up
-    samples = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        function()
-        samples.append(time.perf_counter() - start)
-    return statistics.median(samples)
+from benchmarks.bench_model import timed as median_time  # noqa: E402
 
 
 def measure(reasoner: SpatialReasoner, query: dict, new_tokens: int, repeats: int) -> dict[str, float]:

@@ -7,9 +7,6 @@ the dynamo-based `torch.onnx.export`, plus the tokenizer, processor config, chat
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +25,7 @@ from sr_real_core.backends.manifest import (
     cache_names,
     sha256_file,
 )
+from sr_real_core.errors import staged_output
 
 from .graphs import DecoderGraph, EmbedGraph, VisionGraph
 
@@ -167,8 +165,7 @@ def write_deploy_folder(model, processor, out: Path, source: dict[str, Any], ops
     dtype = PRECISIONS[precision]
     model = model.to(dtype).eval()
     constants = host_constants(model, processor)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+    with staged_output(out, folder=True) as staging:  # renamed into place only when complete
         graphs = {"vision": VisionGraph(model), "embed": EmbedGraph(model), "decoder": DecoderGraph(model)}
         with torch.no_grad():
             for name, (inputs, outputs) in example_inputs(constants).items():
@@ -187,11 +184,6 @@ def write_deploy_folder(model, processor, out: Path, source: dict[str, Any], ops
                        for name in graphs},
         }
         write_manifest(staging, manifest)
-        staging.chmod(0o755)
-        os.replace(staging, out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return out
 
 

@@ -8,13 +8,12 @@ own dtype rules then keep norms, softmax and rotary angles in FP32, the strongly
 """
 from __future__ import annotations
 
-import os
 import shutil
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
 from sr_real_core.backends.manifest import read_manifest
+from sr_real_core.errors import staged_output
 
 from .onnx_export import graph_signature, write_manifest
 
@@ -33,8 +32,7 @@ def derive_folder(source: Path, out: Path, precision: str, convert: Callable[[Pa
     if out.exists():
         raise FileExistsError(f"{out} exists; choose a new --out (deploy folders are never overwritten)")
     out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+    with staged_output(out, folder=True) as staging:  # renamed into place only when complete
         for name in manifest["files"]:
             (staging / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source / name, staging / name)
@@ -46,11 +44,6 @@ def derive_folder(source: Path, out: Path, precision: str, convert: Callable[[Pa
         manifest["derived_from"] = {"precision": "fp32", "files": dict(manifest["files"])}
         manifest["backends"] = ["onnxruntime"]  # integer ops: not a TensorRT input
         write_manifest(staging, manifest)
-        staging.chmod(0o755)
-        os.replace(staging, out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return out
 
 

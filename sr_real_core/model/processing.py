@@ -22,22 +22,15 @@ from transformers import AddedToken, AutoProcessor, Qwen2_5_VLProcessor
 from transformers.image_utils import get_image_size, make_flat_list_of_images, to_numpy_array
 
 from sr_real_core.geometry import Intrinsics, depth_to_points
+from sr_real_core.inputs import fit_intrinsics
 from sr_real_core.model.configuration import SRRealConfig
 from sr_real_core.query import REGION_TOKEN, Region
 
 
 def to_intrinsics(value: Any, width: int, height: int) -> Intrinsics:
-    """`Intrinsics` of an image of width x height from an `Intrinsics` (rescaled if calibrated at another
-    resolution), a mapping with fx, fy, cx, cy (width and height default to the image's), or a 3x3 matrix K."""
-    if isinstance(value, Intrinsics):
-        intrinsics = value
-    elif isinstance(value, Mapping):
-        intrinsics = Intrinsics.from_dict({"width": width, "height": height, **value})
-    else:
-        intrinsics = Intrinsics.from_matrix(value, width, height)
-    if (intrinsics.width, intrinsics.height) != (width, height):
-        intrinsics = intrinsics.scaled(width, height)
-    return intrinsics
+    """`Intrinsics` of an image of width x height (`inputs.fit_intrinsics`: rescaled only when calibrated at
+    another resolution of the same aspect ratio)."""
+    return fit_intrinsics(value, width, height)[0]
 
 
 def cell_index(height: int, width: int, grid_h: int, grid_w: int) -> np.ndarray:
