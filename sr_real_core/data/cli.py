@@ -80,3 +80,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     build = steps.add_parser("build", help="assemble SFT and RL training records from a YAML mixture config")
     build.add_argument("--config", required=True, help="mixture config, e.g. training/configs/data-tiny.yaml")
     build.set_defaults(handler=_cmd_build)
+
+    from sr_real_core.data import robot_cli
+
+    robot_cli.register(steps)  # from-bag, labels: the robot's own data
