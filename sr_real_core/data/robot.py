@@ -49,28 +49,39 @@ class BoxObject:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def save_colour(folder: Path, stem: str, rgb: np.ndarray, compressed: Any | None = None) -> str:
-    """Write a frame; the camera's own bytes when `compressed` (a CompressedImage, JPEG or PNG) is given, so no
-    second lossy encoding. Returns the path relative to `folder`."""
+def encode_colour(rgb: np.ndarray, compressed: Any | None = None) -> tuple[str, bytes]:
+    """(file suffix, bytes) of a frame: the camera's own bytes when `compressed` (a CompressedImage, JPEG or
+    PNG) is given, so no second lossy encoding; else a PNG."""
     if compressed is not None:
         data = bytes(byte_buffer(compressed.data))
-        suffix = "png" if data.startswith(PNG_MAGIC) else "jpg"
-        relative = f"{IMAGES_DIR}/{stem}.{suffix}"
-        (folder / relative).write_bytes(data)
-        return relative
-    relative = f"{IMAGES_DIR}/{stem}.png"
-    if not cv2.imwrite(str(folder / relative), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)):
-        raise OSError(f"could not write {folder / relative}")
+        return (".png" if data.startswith(PNG_MAGIC) else ".jpg"), data
+    ok, encoded = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    if not ok:
+        raise OSError("could not encode the colour frame as PNG")
+    return ".png", encoded.tobytes()
+
+
+def encode_depth(depth_m: np.ndarray) -> bytes:
+    """A 16-bit millimetre PNG (0 = invalid) of float metres (NaN = invalid)."""
+    millimetres = np.nan_to_num(depth_m / DEPTH_UNIT, nan=0.0, posinf=0.0, neginf=0.0)
+    ok, encoded = cv2.imencode(".png", np.clip(np.rint(millimetres), 0, np.iinfo(np.uint16).max).astype(np.uint16))
+    if not ok:
+        raise OSError("could not encode the depth map as PNG")
+    return encoded.tobytes()
+
+
+def save_colour(folder: Path, stem: str, rgb: np.ndarray, compressed: Any | None = None) -> str:
+    """Write a frame (`encode_colour`) under `folder/images`; returns the path relative to `folder`."""
+    suffix, data = encode_colour(rgb, compressed)
+    relative = f"{IMAGES_DIR}/{stem}{suffix}"
+    (folder / relative).write_bytes(data)
     return relative
 
 
 def save_depth(folder: Path, stem: str, depth_m: np.ndarray) -> str:
-    """Write float metres (NaN = invalid) as a 16-bit millimetre PNG; returns the relative path."""
-    millimetres = np.nan_to_num(depth_m / DEPTH_UNIT, nan=0.0, posinf=0.0, neginf=0.0)
+    """Write a depth map (`encode_depth`) under `folder/depth`; returns the path relative to `folder`."""
     relative = f"{DEPTH_DIR}/{stem}.png"
-    pixels = np.clip(np.rint(millimetres), 0, np.iinfo(np.uint16).max).astype(np.uint16)
-    if not cv2.imwrite(str(folder / relative), pixels):
-        raise OSError(f"could not write {folder / relative}")
+    (folder / relative).write_bytes(encode_depth(depth_m))
     return relative
 
 
