@@ -138,3 +138,26 @@ def test_bad_options_are_user_errors(robot_bag, tmp_path, capsys):
     assert main(["data", "from-bag", str(robot_bag), *IMPORT_ARGS[:4], "--out", str(tmp_path / "full")]) == 2
     assert "exists and is not empty" in capsys.readouterr().err
     assert main(["data", "from-bag", str(robot_bag), *IMPORT_ARGS[:4], "--slop", "-1", "--out", "x"]) == 2
+
+
+def test_labels_turn_confirmed_queries_into_qa_and_frames_into_scenes(rendered, robot_bag, tmp_path, capsys):
+    from sr_real_core.data.labels import QA_FILE, SFT_FILE
+    from sr_real_core.data.qa import QAConfig, generate_qa
+    from sr_real_core.evaluation.records import load_qa
+    from support.robot_bag import truth_m
+
+    import_bag(robot_bag, tmp_path / "robot", BagImportConfig(*IMPORT_ARGS[1::2]))
+    assert main(["data", "labels", str(tmp_path / "robot"), "--out", str(tmp_path / "labels")]) == 0
+    counts = json.loads(capsys.readouterr().out)
+    assert counts == {"frames": 6, "frames_with_3d_objects": 6, "labelled": 5, "queries": 6,
+                      "unlabelled: no feedback": 1}
+    records = {record.id.rsplit("-", 1)[1]: record for record in load_qa(tmp_path / "labels" / QA_FILE)}
+    assert records["q0"].solution == pytest.approx(truth_m(rendered[0]), abs=0.006)  # the operator's answer
+    assert records["q1"].solution == 1.0 and records["q1"].answer_type == "numeric"  # "correct": the model's
+    assert records["q0"].resolve("image").is_file() and records["q0"].gt_centers[0][0] == "red bbox"
+    sft = [json.loads(line) for line in (tmp_path / "labels" / SFT_FILE).read_text().splitlines()]
+    assert len(sft) == 5 and sft[0]["messages"][1]["content"] == records["q0"].raw["answer"]
+    questions = generate_qa(tmp_path / "labels" / "scenes.jsonl", tmp_path / "qa", QAConfig(per_scene=3),
+                            progress=False)
+    assert len(load_qa(questions)) >= 12  # the question generator asks about the measured objects
+    assert main(["data", "labels", str(tmp_path / "robot"), "--out", str(tmp_path / "labels")]) == 2

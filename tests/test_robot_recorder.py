@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from sr_real_core.data import robot
+from sr_real_core.data.labels import convert_labels
 from sr_real_core.geometry import Intrinsics
 from sr_real_core.ros.feedback import Feedback, FeedbackError, confirmed_answer, parse_feedback
 from sr_real_core.ros.recorder import FULL, RECORDED, QueryRecorder
@@ -62,6 +63,8 @@ def test_recorder_writes_loadable_scenes_within_its_bound(tmp_path):
     assert scenes[0].extra["queries"][0]["id"] == "q0" and scenes[0].load_depth()[20, 20] == pytest.approx(1.5)
     reopened = QueryRecorder(tmp_path / "rec", max_bytes=40_000)  # a restart continues within the same bound
     assert reopened.used_bytes == size
+    counts = convert_labels(tmp_path / "rec", tmp_path / "labels")  # the recorder's feedback.jsonl is read
+    assert counts["labelled"] == 1 and counts["unlabelled: no feedback"] == len(scenes) - 1
 
 
 RECORDING_NODE = f"""

@@ -46,6 +46,7 @@ import numpy as np
 from sr_real_core.data import robot
 from sr_real_core.geometry import CalibrationError, Intrinsics
 from sr_real_core.ros.bag import BagError, open_bag, topic_name
+from sr_real_core.ros.feedback import FeedbackError, parse_feedback
 from sr_real_core.ros.msgs import (ImageMessageError, camera_info_intrinsics, compressed_to_rgb, depth_to_metres,
                                    detection_box, detection_label, image_to_rgb, stamp_seconds)
 from sr_real_core.scenes import write_scenes
@@ -201,22 +202,23 @@ def _index(bag: Path, roles: dict[str, str], metadata_counts: dict[str, int]) ->
 
 
 def _json_message(index: _Index, role: str, text: str) -> None:
+    if role == "feedback":
+        try:
+            feedback = parse_feedback(text)
+        except FeedbackError as error:
+            index.problems[f"feedback: {str(error).split(':', 1)[0]}"] += 1
+        else:
+            index.feedback[feedback.id] = feedback.to_dict()  # the latest word on a query wins
+        return
     try:
         record = json.loads(text)
     except json.JSONDecodeError:
-        index.problems[f"{role}: not JSON"] += 1
+        index.problems["answers: not JSON"] += 1
         return
-    if not isinstance(record, dict):
-        index.problems[f"{role}: not a JSON object"] += 1
-    elif role == "answers":
-        if record.get("status") == "ok" and isinstance(record.get("frame_stamp"), (int, float)):
-            index.answers.append(record)
-        else:
-            index.problems["answers: not answered (status other than ok)"] += 1
-    elif isinstance(record.get("id"), str) and ("answer" in record or "verdict" in record):
-        index.feedback[record["id"]] = record  # the latest word on a query wins
+    if isinstance(record, dict) and record.get("status") == "ok" and isinstance(record.get("frame_stamp"), (int, float)):
+        index.answers.append(record)
     else:
-        index.problems["feedback: expected {id, answer} or {id, verdict}"] += 1
+        index.problems["answers: not an answered query (status other than ok)"] += 1
 
 
 def _nearest(stream: list[tuple[float, Any]], stamp: float) -> tuple[float, Any] | None:
