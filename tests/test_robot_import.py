@@ -161,3 +161,26 @@ def test_labels_turn_confirmed_queries_into_qa_and_frames_into_scenes(rendered, 
                             progress=False)
     assert len(load_qa(questions)) >= 12  # the question generator asks about the measured objects
     assert main(["data", "labels", str(tmp_path / "robot"), "--out", str(tmp_path / "labels")]) == 2
+
+
+def test_a_corrupt_message_is_skipped_and_counted(rendered, tmp_path):
+    from rosbags.rosbag2 import StoragePlugin, Writer
+
+    from sr_real_core.ros.bag_writer import camera_info_dict
+    from sr_real_core.ros.msgs import image_dict, time_dict
+    from sr_real_core.ros.types import rosbags_message, typestore
+
+    store, scene = typestore(), rendered[0]
+    with Writer(tmp_path / "corrupt", version=8, storage_plugin=StoragePlugin.MCAP) as writer:
+        image = writer.add_connection(IMPORT_ARGS[1], "sensor_msgs/msg/Image", typestore=store)
+        info = writer.add_connection(IMPORT_ARGS[3], "sensor_msgs/msg/CameraInfo", typestore=store)
+        for index in range(3):
+            header = {"stamp": time_dict(10.0 + index), "frame_id": "camera"}
+            writer.write(info, index, store.serialize_cdr(rosbags_message(
+                "sensor_msgs/msg/CameraInfo", camera_info_dict(scene.intrinsics, header)), "sensor_msgs/msg/CameraInfo"))
+            data = store.serialize_cdr(rosbags_message("sensor_msgs/msg/Image", image_dict(scene.load_image(), header)),
+                                       "sensor_msgs/msg/Image")
+            writer.write(image, index, data[:40] if index == 1 else data)  # truncated in the middle of a field
+    report = import_bag(tmp_path / "corrupt", tmp_path / "out", BagImportConfig(*IMPORT_ARGS[1:4:2]))
+    assert report["frames"] == {"colour_messages": 3, "imported": 2, "skipped": {"corrupt message": 1}}
+    assert report["topics"][IMPORT_ARGS[1]]["corrupt"] == 1 and report["complete"]
