@@ -198,15 +198,21 @@ class SpatialQueryService:
             self._reject(*rejection, request)
 
     def on_feedback(self, msg: Any) -> None:
-        """A std_msgs/String operator label for an answered query (`ros.feedback`); recorded when recording."""
-        def accept(now: float) -> None:
+        """A std_msgs/String operator label for an answered query (`ros.feedback`); recorded when recording
+        (outside the lock: a slow disk must not hold up the camera callbacks)."""
+        accepted = []
+
+        def check(now: float) -> None:
             feedback = parse_feedback(str(getattr(msg, "data", msg)))
             if feedback.id not in self._answered:
                 raise FeedbackError(f"id: {feedback.id!r} is not among the recently answered query ids")
-            if self.recorder is not None:
-                self.counters[f"recorder_feedback_{self.recorder.record_feedback(feedback)}"] += 1
+            accepted.append(feedback)
 
-        self._input("feedback", accept)
+        self._input("feedback", check)
+        if accepted and self.recorder is not None:
+            outcome = self._record(lambda: self.recorder.record_feedback(accepted[0]))
+            with self._lock:
+                self.counters[f"recorder_feedback_{outcome}"] += 1
 
     def _admit(self, request: QueryRequest, received: float) -> tuple[str, str] | None:
         """Queue the query on the latest frame, or say why not: (status, message). Called under the lock."""
@@ -280,7 +286,9 @@ class SpatialQueryService:
         latency = {"model_s": float(result.latency_s), "query_to_answer_s": self.clock() - job.received_s,
                    "frame_to_markers_s": markers_s - frame.received_s}
         answer = outputs.answer_json(request, result, centres, job.regions, latency, stamp_seconds(frame.stamp))
-        recorded = self._record(job, answer, rgb, depth)
+        recorded = None if self.recorder is None else self._record(lambda: self.recorder.record_answer(
+            json.loads(answer), rgb, depth, frame.intrinsics, stamp_seconds(frame.stamp),
+            frame.colour if frame.compressed else None))
         with self._lock:
             self.counters["queries_answered"] += 1
             self._answered.add(request.request_id)
@@ -289,16 +297,13 @@ class SpatialQueryService:
                 self.counters[f"recorder_{recorded}"] += 1
         return {"data": answer}
 
-    def _record(self, job: _Job, answer: str, rgb: np.ndarray, depth: np.ndarray | None) -> str | None:
-        """Record an answered query when recording; the outcome to count. A failing disk never fails the answer."""
-        if self.recorder is None:
-            return None
-        frame = job.frame
+    def _record(self, write: Callable[[], str]) -> str:
+        """The recorder's outcome of `write` (recorded, full), or "error": a failing disk never fails an answer."""
         try:
-            return self.recorder.record_answer(json.loads(answer), rgb, depth, frame.intrinsics,
-                                               stamp_seconds(frame.stamp), frame.colour if frame.compressed else None)
+            return write()
         except OSError as error:
-            self._throttled.warning("recorder", f"recorder: could not write a query: {error}")
+            with self._lock:
+                self._throttled.warning("recorder", f"recorder: could not write: {error}")
             return "error"
 
     # ------------------------------------------------------------------ diagnostics
