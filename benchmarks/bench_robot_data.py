@@ -77,6 +77,7 @@ def bench_import(frames: int, root: Path) -> list[dict]:
 
 VARIANTS = {
     "on-device": {},  # the recipe as written
+    "on-device, no checkpointing": {"trainer": {"gradient_checkpointing": False}},
     "full": {"trainable": {"vision": "full", "projector": "full", "region3d": "full", "llm": "full"},
              "trainer": {"gradient_checkpointing": False, "per_device_train_batch_size": 8,
                          "gradient_accumulation_steps": 1, "optim": "adamw_torch", "learning_rate": 2e-3}},
@@ -135,7 +136,7 @@ def bench_train(steps: int, root: Path) -> list[dict]:
     return rows
 
 
-def finetune(base_steps: int, robot_steps: int, out: Path) -> dict:
+def finetune(base_steps: int, robot_steps: int, questions: int, out: Path) -> dict:
     """The measured continued-training run (see the module docstring)."""
     from sr_real.training.config import load_config
     from sr_real.training.continual import compare_checkpoints, continue_config, summary
@@ -165,8 +166,8 @@ def finetune(base_steps: int, robot_steps: int, out: Path) -> dict:
                                    "trainer": {"max_steps": robot_steps}},
                                   init_from=str(base_model), replay=str(out / "original" / "data"), replay_share=0.3))
     replayed = out / "robot-sft" / "data-replay"
-    heldout = {"robot": held_out_questions(replayed, 48, 0), "robot_labelled": replayed / "labelled_eval.jsonl",
-               "original": held_out_questions(out / "original" / "data", 48, 0)}
+    heldout = {"robot": held_out_questions(replayed, questions, 0), "robot_labelled": replayed / "labelled_eval.jsonl",
+               "original": held_out_questions(out / "original" / "data", questions, 0)}
     result = compare_checkpoints(base_model, tuned, heldout, out / "compare", path="auto")
     result["minutes"] = round((time.perf_counter() - began) / 60, 1)
     result["load"] = _load()
@@ -179,9 +180,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--frames", type=int, default=60)
     parser.add_argument("--steps", type=int, default=6)
+    parser.add_argument("--sections", default="import,train", help="import, train or both (default)")
     parser.add_argument("--finetune", action="store_true")
     parser.add_argument("--base-steps", type=int, default=200)
     parser.add_argument("--robot-steps", type=int, default=40)
+    parser.add_argument("--questions", type=int, default=48, help="held-out questions per set (--finetune)")
     parser.add_argument("--train-child", nargs=5, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.train_child:
@@ -189,13 +192,14 @@ def main() -> None:
         _train_child(variant, model, mixture, out, int(steps))
         return
     if args.finetune:
-        finetune(args.base_steps, args.robot_steps, REPO / "runs" / "bench-robot-finetune")
+        finetune(args.base_steps, args.robot_steps, args.questions, REPO / "runs" / "bench-robot-finetune")
         return
     with tempfile.TemporaryDirectory() as folder:
         root = Path(folder)
-        for row in bench_import(args.frames, root):
+        sections = args.sections.split(",")
+        for row in bench_import(args.frames, root) if "import" in sections else []:
             print("import", json.dumps(row), flush=True)
-        for row in bench_train(args.steps, root):
+        for row in bench_train(args.steps, root) if "train" in sections else []:
             print("train ", json.dumps(row), flush=True)
 
 
