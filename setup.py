@@ -22,6 +22,7 @@ setup(
     + [name.replace(folder, package, 1) for package, folder in SUBSYSTEMS.items()
        for name in find_packages(include=[folder, f"{folder}.*"])],
     package_dir=SUBSYSTEMS,
+    package_data={PACKAGE: ["fastdds_interop.xml"]},
     data_files=[
         ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
         (f"share/{PACKAGE}", ["package.xml"]),

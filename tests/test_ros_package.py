@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from sr_real import ros_env
 from sr_real.cli import main
 from sr_real_core.ros.config import SpatialQueryConfig, parameter_specs
 from sr_real_core.ros.service import OUTPUT_ENDPOINTS
@@ -49,7 +50,8 @@ def test_package_xml_declares_the_node_dependencies():
     assert root.get("format") == "3" and root.findtext("export/build_type") == "ament_python"
     depends = {element.text for element in root.iter("exec_depend")}
     assert {"rclpy", "std_msgs", "sensor_msgs", "geometry_msgs", "visualization_msgs", "vision_msgs",
-            "diagnostic_msgs", "cv_bridge", "launch_ros", "rviz2", "rosidl_runtime_py"} <= depends
+            "diagnostic_msgs", "cv_bridge", "launch_ros", "rviz2"} <= depends
+    assert "rosidl_runtime_py" not in depends  # no wheel of it exists: the node fills messages itself
 
 
 def launch_arguments():
@@ -102,3 +104,25 @@ def test_nothing_needs_ros_to_import_and_the_ros_transport_says_what_is_missing(
     except ImportError:
         assert main(["serve", "--transport", "ros", "--model", "/models/x"]) == 2
         assert "--transport ros needs ROS 2" in capsys.readouterr().err
+
+
+def test_ros_env_fills_in_only_what_is_unset():
+    environ = {"AMENT_PREFIX_PATH": "/opt/ros/kilted"}
+    changes = ros_env.prepare(environ)
+    assert environ["FASTDDS_DEFAULT_PROFILES_FILE"] == str(ros_env.INTEROP_PROFILE)
+    if ros_env.wheel_prefix() is not None:  # ROS 2 from wheels in this venv: its prefix joins the ament index
+        assert environ["AMENT_PREFIX_PATH"] == f"/opt/ros/kilted:{sys.prefix}"
+    assert ros_env.prepare(environ) == {} and set(changes) <= {"AMENT_PREFIX_PATH", "FASTDDS_DEFAULT_PROFILES_FILE"}
+    users = {"FASTDDS_DEFAULT_PROFILES_FILE": "/etc/mine.xml"}
+    ros_env.prepare(users)
+    assert users["FASTDDS_DEFAULT_PROFILES_FILE"] == "/etc/mine.xml"
+    assert "FASTDDS_DEFAULT_PROFILES_FILE" not in ros_env.prepare({"RMW_IMPLEMENTATION": "rmw_cyclonedds_cpp"})
+
+
+def test_the_interop_profile_disables_fast_dds_type_propagation():
+    namespace = {"dds": "http://www.eprosima.com"}
+    participant = ET.parse(ros_env.INTEROP_PROFILE).getroot().find("dds:profiles/dds:participant", namespace)
+    assert participant.get("is_default_profile") == "true"
+    properties = {prop.findtext("dds:name", namespaces=namespace): prop.findtext("dds:value", namespaces=namespace)
+                  for prop in participant.iterfind(".//dds:property", namespace)}
+    assert properties == {"fastdds.type_propagation": "disabled"}

@@ -1,7 +1,7 @@
 """`sr-real serve`: the spatial query node, on ROS 2 (rclpy), on raw DDS without ROS, or over a recorded bag.
 
     sr-real serve --model DIR                                   # DDS, domain $ROS_DOMAIN_ID (default 0)
-    sr-real serve --model DIR --transport ros                   # the rclpy node (needs a sourced ROS 2)
+    sr-real serve --model DIR --transport ros                   # the rclpy node (a sourced ROS 2 or `make ros`)
     sr-real serve --model DIR --bag BAG --query "How far ...?"  # offline: play a bag, print the answers
 
 Parameters are those of `config/spatial_query.yaml` (`--params-file`, `-p name=value`). Heavy imports stay

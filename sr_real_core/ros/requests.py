@@ -28,6 +28,7 @@ from sr_real_core.query import ANSWER_TYPES, PATH_MODES, Region
 from sr_real_core.ros.msgs import detection_box, detection_label
 
 _QUERY_KEYS = ("question", "regions", "path", "answer_type", "id")
+MAX_QUERY_CHARS = 16_384  # a question is a sentence; anything longer is refused before it reaches the model
 
 
 class QueryError(ValueError):
@@ -48,6 +49,8 @@ def parse_query(text: str, default_path: str) -> QueryRequest:
     stripped = text.strip()
     if not stripped:
         raise QueryError("empty query")
+    if len(stripped) > MAX_QUERY_CHARS:
+        raise QueryError(f"query of {len(stripped)} characters; at most {MAX_QUERY_CHARS}")
     if not stripped.startswith("{"):
         return QueryRequest(question=stripped, regions=(), path=default_path)
     try:

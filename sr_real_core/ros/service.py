@@ -244,6 +244,13 @@ class SpatialQueryService:
                 # The kind of problem is the text before the error's first colon: the field it names.
                 self._throttled.warning(f"{stream}: {str(error).split(':', 1)[0]}", self._last_problem)
 
+    def count_failure(self, stream: str, problem: str) -> None:
+        """A failure that escaped a transport's callback or timer (`<stream>_failed`): counted and logged."""
+        with self._lock:
+            self.counters[f"{stream}_failed"] += 1
+            self._last_problem = f"{stream}: {problem}"
+            self._throttled.warning(f"{stream} failed", self._last_problem)
+
     def _reject(self, status: str, message: str, request: QueryRequest | None = None) -> None:
         with self._lock:
             self.counters[f"queries_{status}"] += 1
