@@ -17,7 +17,7 @@ from sr_real.training.train import train
 from sr_real.training.trainable import group_of
 from sr_real_core.data.from_bag import BagImportConfig, import_bag
 from sr_real_core.data.labels import convert_labels
-from sr_real_core.data.replay import LABELLED_EVAL, ORIGINAL_EVAL, robot_mixture
+from sr_real_core.data.replay import LABELLED_EVAL, ORIGINAL_EVAL
 from sr_real_core.data.synth import SynthConfig, synthesize
 from sr_real_core.model.loading import load_model
 from sr_real_core.model.tiny import write_tiny_model
@@ -34,8 +34,9 @@ def robot(tmp_path_factory):
                                     progress=False))
     import_bag(write_robot_bag(scenes, root / "bag"), root / "import", BagImportConfig(*IMPORT_ARGS[1::2]))
     convert_labels(root / "import", root / "labels")
-    manifest = json.loads(robot_mixture(root / "labels", root / "robot", eval_fraction=0.3,
-                                        qa={"per_scene": 4}).read_text())
+    assert main(["data", "robot-mixture", str(root / "labels"), "--out", str(root / "robot"), "--eval-fraction", "0.3",
+                 "--per-scene", "4"]) == 0
+    manifest = json.loads((root / "robot" / "manifest.json").read_text())
     synthetic_mixture(root / "original", ScenesSettings(num=3, size=(160, 120)),
                       {"eval_fraction": 0.34, "qa": {"per_scene": 4}, "sft": {"total": 16}}, seed=0)
     return SimpleNamespace(root=root, manifest=manifest, model=write_tiny_model(root / "start"),

@@ -2,7 +2,7 @@
 
     sr-real data from-bag BAG ... --out runs/robot/import          # or the node's recorder folder
     sr-real data labels runs/robot/import --out runs/robot/labels
-    python -c "from sr_real_core.data.replay import robot_mixture; robot_mixture('runs/robot/labels', 'runs/robot/data')"
+    sr-real data robot-mixture runs/robot/labels --out runs/robot/data
     sr-real train sft --config training/configs/tiny-robot-lora.yaml --init-from runs/quickstart/rl/final \
         --replay runs/quickstart/data --replay-share 0.3
     sr-real train compare --before runs/quickstart/rl/final --after runs/robot-sft/final \

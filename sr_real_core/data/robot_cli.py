@@ -1,4 +1,4 @@
-"""`sr-real data from-bag` and `sr-real data labels`: the robot's own data into the data engine.
+"""`sr-real data from-bag`, `data labels`, `data robot-mixture`: the robot's own data into the data engine.
 
 Heavy imports stay inside the handlers so that `sr-real --help` stays instant. A user error (an unreadable bag,
 a missing topic, an occupied output folder) exits 2 with one line naming the input.
@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 
 def _cmd_from_bag(args: argparse.Namespace) -> int:
@@ -40,8 +41,27 @@ def _cmd_labels(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_robot_mixture(args: argparse.Namespace) -> int:
+    from sr_real_core.data.mixture import ConfigError
+    from sr_real_core.data.replay import robot_mixture
+
+    if not (Path(args.labels) / "scenes.jsonl").is_file():
+        print(f"sr-real data robot-mixture: error: {args.labels}: no scenes.jsonl (run `sr-real data labels` first)",
+              file=sys.stderr)
+        return 2
+    try:
+        manifest = robot_mixture(args.labels, args.out, seed=args.seed, eval_fraction=args.eval_fraction,
+                                 qa={"per_scene": args.per_scene})
+    except ConfigError as error:
+        print(f"sr-real data robot-mixture: error: {error}", file=sys.stderr)
+        return 2
+    data = json.loads(manifest.read_text())
+    print(json.dumps({"counts": data["counts"], "labelled": data["labelled"]}))
+    return 0
+
+
 def register(steps: argparse._SubParsersAction) -> None:
-    """Adds `from-bag` and `labels` to `sr-real data`'s steps."""
+    """Adds `from-bag`, `labels` and `robot-mixture` to `sr-real data`'s steps."""
     bag = steps.add_parser("from-bag", help="a recorded robot camera stream (rosbag2 mcap/sqlite3, ROS 1 bag) -> "
                                             "scene records with measured 3D objects")
     bag.add_argument("bag", help="rosbag2 folder or ROS 1 .bag file")
@@ -69,3 +89,12 @@ def register(steps: argparse._SubParsersAction) -> None:
     labels.add_argument("dataset", help="robot dataset folder (from-bag or the node's recorder)")
     labels.add_argument("--out", required=True, help="new output folder (written atomically)")
     labels.set_defaults(handler=_cmd_labels)
+
+    mixture = steps.add_parser("robot-mixture", help="training records from `data labels` output: questions about "
+                                                     "the measured objects plus the operator labels, split by scene")
+    mixture.add_argument("labels", help="output folder of `sr-real data labels`")
+    mixture.add_argument("--out", required=True, help="mixture folder (sft/rl train and eval, labelled_eval.jsonl)")
+    mixture.add_argument("--eval-fraction", type=float, default=0.2, help="share of scenes held out (0.2)")
+    mixture.add_argument("--per-scene", type=int, default=8, help="generated questions per scene (8)")
+    mixture.add_argument("--seed", type=int, default=0)
+    mixture.set_defaults(handler=_cmd_robot_mixture)
