@@ -302,10 +302,10 @@ def test_parsers_never_raise_on_random_text(text):
     ],
 )
 def test_adversarial_100kb_input_is_fast(junk):
-    started = time.perf_counter()
+    started = time.process_time()  # CPU time of this process: other processes' load does not count
     for parser in (parse_length_m, parse_choice, parse_yes_no, parse_clock):
         parser(junk)
-    assert time.perf_counter() - started < 1.0
+    assert time.process_time() - started < 1.0
 
 
 @pytest.mark.parametrize(

@@ -363,7 +363,7 @@ def test_configuration_checks_and_endpoints():
     assert all(spec.description for spec in parameter_specs())
     keys = [endpoint.key for endpoint in input_endpoints(SpatialQueryConfig(image_transport="compressed",
                                                                             depth_topic=""))]
-    assert keys == ["compressed_image", "camera_info", "clicked_point", "query"]
+    assert keys == ["compressed_image", "camera_info", "clicked_point", "query", "feedback"]
 
 
 @pytest.fixture(scope="module")

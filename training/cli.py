@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 
 def _fail(error: Exception) -> int:
@@ -11,10 +12,13 @@ def _fail(error: Exception) -> int:
 
 
 def _cmd_stage(args: argparse.Namespace) -> int:
-    from sr_real.training.config import ConfigError, load_config
+    from sr_real.training.config import ConfigError
+    from sr_real.training.continual import continue_config
 
     try:
-        config = load_config(args.config, {"output_dir": args.output_dir} if args.output_dir else None)
+        overrides = {key: value for key, value in (("output_dir", args.output_dir),
+                                                   ("data", {"mixture": args.mixture} if args.mixture else None)) if value}
+        config = continue_config(args.config, overrides, args.init_from, args.replay, args.replay_share)
         if config.stage != args.stage:
             raise ConfigError(f"{args.config}: stage: this is a {config.stage!r} config; use "
                               f"`sr-real train {config.stage}`")
@@ -48,7 +52,26 @@ def _cmd_ablations(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from sr_real.training.config import ConfigError
+    from sr_real.training.continual import checked_checkpoint, compare_checkpoints, summary
+
+    try:
+        for checkpoint in (args.before, args.after):
+            checked_checkpoint(checkpoint)
+        for qa in (args.robot_qa, args.original_qa):
+            if not Path(qa).is_file():
+                raise ConfigError(f"{qa}: no such QA file")
+    except ConfigError as error:
+        return _fail(error)
+    result = compare_checkpoints(args.before, args.after, {"robot": args.robot_qa, "original": args.original_qa},
+                                 args.out, path=args.path, margin=args.margin, max_new_tokens=args.max_new_tokens)
+    print(summary(result))
+    return 0
+
+
 def register(commands: argparse._SubParsersAction) -> None:
+    from sr_real.training.continual import FORGETTING_MARGIN
     from sr_real.training.quickstart import DEFAULT_RECIPE
 
     train = commands.add_parser("train", help="cold-start SFT, GRPO, the CPU quickstart and the ablations")
@@ -58,6 +81,12 @@ def register(commands: argparse._SubParsersAction) -> None:
         command.add_argument("--config", required=True, help="run config YAML, e.g. training/configs/tiny-sft.yaml")
         command.add_argument("--max-steps", type=int, default=None, help="override the config's step count")
         command.add_argument("--output-dir", default=None, help="override the config's output_dir")
+        command.add_argument("--mixture", default=None, help="override the config's data.mixture")
+        command.add_argument("--init-from", default=None, help="continue training from this checkpoint (replaces "
+                                                               "model.path), e.g. on robot data")
+        command.add_argument("--replay", default=None, help="an original mixture folder to replay a share of (keeps "
+                                                            "old skills while training on the config's mixture)")
+        command.add_argument("--replay-share", type=float, default=0.3, help="share of replayed records (0.3)")
         command.set_defaults(handler=_cmd_stage, stage=stage)
 
     quickstart = actions.add_parser("quickstart", help="the whole method on a CPU in minutes (make demo)")
@@ -74,3 +103,16 @@ def register(commands: argparse._SubParsersAction) -> None:
     ablations.add_argument("--recipe", default=str(DEFAULT_RECIPE), help="quickstart recipe YAML")
     ablations.add_argument("--max-steps", type=int, default=None, help="cap SFT and RL steps (smoke runs)")
     ablations.set_defaults(handler=_cmd_ablations)
+
+    compare = actions.add_parser("compare", help="a continued checkpoint against its start: gain on held-out robot "
+                                                 "scenes, forgetting on the original held-out set")
+    compare.add_argument("--before", required=True, help="the starting checkpoint")
+    compare.add_argument("--after", required=True, help="the continued checkpoint")
+    compare.add_argument("--robot-qa", required=True, help="held-out robot questions (QA records)")
+    compare.add_argument("--original-qa", required=True, help="the original held-out questions (QA records)")
+    compare.add_argument("--out", required=True, help="output folder (compare.json, evaluations)")
+    compare.add_argument("--path", default="auto", choices=("lor", "dtr", "auto"), help="path mode asked for")
+    compare.add_argument("--margin", type=float, default=FORGETTING_MARGIN,
+                         help=f"accuracy loss on the original set that counts as forgetting ({FORGETTING_MARGIN})")
+    compare.add_argument("--max-new-tokens", type=int, default=384)
+    compare.set_defaults(handler=_cmd_compare)

@@ -91,3 +91,7 @@ def register(commands: argparse._SubParsersAction) -> None:
                        help="mixture config, e.g. training/configs/data-tiny.yaml (its relative paths are read "
                             "from the current folder; its scenes must be rendered first with `data synth`)")
     build.set_defaults(handler=_cmd_build)
+
+    from sr_real_core.data import robot_cli
+
+    robot_cli.register(steps)  # from-bag, labels: the robot's own data

@@ -24,35 +24,38 @@ class BagError(ValueError):
     """A bag that cannot be read or has no camera stream; the text names the bag and the reason."""
 
 
-def _name(topic: str) -> str:
-    return "/" + topic.lstrip("/")  # ROS 1 bags may record relative names
+def topic_name(topic: str) -> str:
+    """A recorded topic name made absolute (ROS 1 bags may record relative names)."""
+    return "/" + topic.lstrip("/")
 
 
 def bag_connections(path: str | Path) -> dict[str, str]:
     """{topic: message type} of a bag; BagError if it cannot be opened."""
-    with _open(path) as reader:
-        return {_name(connection.topic): connection.msgtype for connection in reader.connections}
+    with open_bag(path) as reader:
+        return {topic_name(connection.topic): connection.msgtype for connection in reader.connections}
 
 
 def read_bag(path: str | Path) -> Iterator[tuple[str, Any]]:
     """(topic, message) in recorded order, messages decoded with `sr_real_core.ros.types.typestore()`."""
-    with _open(path) as reader:
+    with open_bag(path) as reader:
         for connection, _, raw in reader.messages():
             try:
                 message = reader.deserialize(raw, connection.msgtype)
             except Exception as error:  # noqa: BLE001 - rosbags raises several types; name the topic
                 raise BagError(f"{path}: cannot decode a {connection.msgtype} on {connection.topic}: "
                                f"{error}") from error
-            yield _name(connection.topic), message
+            yield topic_name(connection.topic), message
 
 
 @contextmanager
-def _open(path: str | Path) -> Iterator[AnyReader]:
+def open_bag(path: str | Path) -> Iterator[AnyReader]:
+    """An open `rosbags` reader of a bag; BagError (one line) if it cannot be opened."""
     try:
         reader = AnyReader([Path(path)], default_typestore=typestore())
         reader.open()
     except Exception as error:  # noqa: BLE001 - missing files, bad metadata, unsupported formats...
-        raise BagError(f"{path}: not a readable bag: {error}") from error
+        first, *rest = str(error).strip().splitlines() or [type(error).__name__]
+        raise BagError(f"{path}: not a readable bag: {first}{' ...' if rest else ''}") from error
     try:
         yield reader
     finally:
@@ -62,8 +65,8 @@ def _open(path: str | Path) -> Iterator[AnyReader]:
 def bag_topics(connections: Mapping[str, str], config: SpatialQueryConfig) -> SpatialQueryConfig:
     """`config` with its camera topics set to those of a bag (see the module docstring)."""
     def pick(configured: str, msgtype: str, hint: str = "") -> str | None:
-        if connections.get(_name(configured)) == msgtype:
-            return _name(configured)
+        if connections.get(topic_name(configured)) == msgtype:
+            return topic_name(configured)
         found = [topic for topic, kind in connections.items() if kind == msgtype and hint in topic]
         return found[0] if len(found) == 1 else None
 

@@ -59,6 +59,11 @@ class SpatialQueryConfig:
     publish_debug_image: bool = _param(True, "Publish ~/debug_image: the regions and the projected 3D centres "
                                              "drawn on the frame.")
     diagnostics_period_s: float = _param(1.0, "Period of the /diagnostics status, seconds.", low=0.1, high=60.0)
+    record_dir: str = _param("", "Recorder: folder to write every answered query into (frame, depth, intrinsics, "
+                                 "regions, answer) and the ~/feedback on it, for retraining (sr-real data labels); "
+                                 "empty: off.")
+    record_max_mb: float = _param(2048.0, "Recorder: most disk the folder may use, MB; further queries are not "
+                                          "recorded (counted as recorder_full).", low=0.01, high=1.0e7)
 
     def __post_init__(self) -> None:
         for spec in fields(self):

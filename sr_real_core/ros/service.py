@@ -12,6 +12,7 @@ transport (`sr_real_core.ros.dds.transport`): both only move messages between th
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import queue
 import threading
@@ -31,8 +32,10 @@ from sr_real_core.query import Query, Region
 from sr_real_core.region3d import RegionLiftError, lift_region
 from sr_real_core.ros import outputs
 from sr_real_core.ros.config import SpatialQueryConfig
+from sr_real_core.ros.feedback import FeedbackError, RecentIds, parse_feedback
 from sr_real_core.ros.frames import CoreImageDecoder, Frame, FrameSynchroniser, ImageDecoder
 from sr_real_core.ros.msgs import header_dict, stamp_seconds
+from sr_real_core.ros.recorder import QueryRecorder
 from sr_real_core.ros.requests import QueryError, QueryRequest, parse_query, resolve_regions
 
 Publish = Callable[[str, Mapping[str, Any]], None]
@@ -80,6 +83,7 @@ def input_endpoints(config: SpatialQueryConfig) -> list[Endpoint]:
                 ("clicked_point", config.clicked_point_topic, "geometry_msgs/msg/PointStamped", False))
     endpoints += [Endpoint(key, topic, msgtype, sensor) for key, topic, msgtype, sensor in optional if topic]
     endpoints.append(Endpoint("query", "~/query", "std_msgs/msg/String"))
+    endpoints.append(Endpoint("feedback", "~/feedback", "std_msgs/msg/String"))
     return endpoints
 
 
@@ -138,6 +142,8 @@ class SpatialQueryService:
         self._last_latency: dict[str, float] = {}
         self._throttled = _ThrottledLog(self.logger, clock)
         self._worker: threading.Thread | None = None
+        self.recorder = QueryRecorder.from_config(config)  # None unless record_dir is set
+        self._answered = RecentIds()  # ids that ~/feedback may label
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -159,7 +165,8 @@ class SpatialQueryService:
         the failure is counted (`count_failure`)."""
         callbacks = {"image": self.on_image, "compressed_image": self.on_compressed_image, "depth": self.on_depth,
                      "camera_info": self.on_camera_info, "detections_2d": self.on_detections,
-                     "clicked_point": self.on_clicked_point, "query": self.on_query}
+                     "clicked_point": self.on_clicked_point, "query": self.on_query,
+                     "feedback": self.on_feedback}
         return {key: guarded(callback, functools.partial(self.count_failure, key))
                 for key, callback in callbacks.items()}
 
@@ -197,6 +204,23 @@ class SpatialQueryService:
             rejection = "error", f"{type(error).__name__}: {error}"
         if rejection is not None:
             self._reject(*rejection, request)
+
+    def on_feedback(self, msg: Any) -> None:
+        """A std_msgs/String operator label for an answered query (`ros.feedback`); recorded when recording
+        (outside the lock: a slow disk must not hold up the camera callbacks)."""
+        accepted = []
+
+        def check(now: float) -> None:
+            feedback = parse_feedback(str(getattr(msg, "data", msg)))
+            if feedback.id not in self._answered:
+                raise FeedbackError(f"id: {feedback.id!r} is not among the recently answered query ids")
+            accepted.append(feedback)
+
+        self._input("feedback", check)
+        if accepted and self.recorder is not None:
+            outcome = self._record(lambda: self.recorder.record_feedback(accepted[0]))
+            with self._lock:
+                self.counters[f"recorder_feedback_{outcome}"] += 1
 
     def _admit(self, request: QueryRequest, received: float) -> tuple[str, str] | None:
         """Queue the query on the latest frame, or say why not: (status, message). Called under the lock."""
@@ -289,11 +313,26 @@ class SpatialQueryService:
             self.publish("debug_image", outputs.debug_image(rgb, job.regions, centres, frame.intrinsics, header))
         latency = {"model_s": float(result.latency_s), "query_to_answer_s": self.clock() - job.received_s,
                    "frame_to_markers_s": markers_s - frame.received_s}
+        answer = outputs.answer_json(request, result, centres, job.regions, latency, stamp_seconds(frame.stamp))
+        recorded = None if self.recorder is None else self._record(lambda: self.recorder.record_answer(
+            json.loads(answer), rgb, depth, frame.intrinsics, stamp_seconds(frame.stamp),
+            frame.colour if frame.compressed else None))
         with self._lock:
             self.counters["queries_answered"] += 1
+            self._answered.add(request.request_id)
             self._last_latency = latency
-        return {"data": outputs.answer_json(request, result, centres, job.regions, latency,
-                                            stamp_seconds(frame.stamp))}
+            if recorded:
+                self.counters[f"recorder_{recorded}"] += 1
+        return {"data": answer}
+
+    def _record(self, write: Callable[[], str]) -> str:
+        """The recorder's outcome of `write` (recorded, full), or "error": a failing disk never fails an answer."""
+        try:
+            return write()
+        except OSError as error:
+            with self._lock:
+                self._throttled.warning("recorder", f"recorder: could not write: {error}")
+            return "error"
 
     # ------------------------------------------------------------------ diagnostics
 
