@@ -35,6 +35,8 @@ TABLE_METRICS = (  # key, heading, format
 def fmt(value: Any, kind: str = "num") -> str:
     if value is None:
         return "n/a"
+    if kind == "pt":  # a difference of two shares, in points
+        return f"{100 * value:+.1f} pt"
     return f"{100 * value:.1f}%" if kind == "pct" else f"{value:.3f}"
 
 
@@ -82,10 +84,10 @@ def target_checks(metrics: Mapping[str, Any], verdicts: Mapping[str, Rows] | Non
         ("DTR quantitative success >= 40%", _value(dtr, "quantitative_success", "pct"),
          (dtr["quantitative_success"] or 0) >= 0.40),
         ("DTR quantitative success >= LOR + 10 points",
-         f"{100 * quantitative_gap:+.1f} pt" + ci(_paired(verdicts, quantitative_success, "rl/dtr", "rl/lor"), "pct"),
+         fmt(quantitative_gap, "pt") + ci(_paired(verdicts, quantitative_success, "rl/dtr", "rl/lor"), "pt"),
          quantitative_gap >= 0.10),
         ("RL accuracy > SFT accuracy (lor / dtr / auto)",
-         " / ".join(f"{100 * g:+.1f} pt{ci(c, 'pct')}" for g, c in zip(gains, gain_cis)), all(g > 0 for g in gains)),
+         " / ".join(fmt(g, "pt") + ci(c, "pt") for g, c in zip(gains, gain_cis)), all(g > 0 for g in gains)),
         ("auto accuracy >= the better fixed path - 2 points",
          f"auto {_value(auto, 'accuracy', 'pct')} vs best fixed {fmt(best_fixed, 'pct')}",
          (auto["accuracy"] or 0) >= best_fixed - 0.02),
