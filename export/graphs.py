@@ -38,7 +38,8 @@ def attend(query, key, value, bias, scaling: float):
 class VisionGraph(nn.Module):
     """Patches -> merged image features (+ 3D point encoding) and region embeddings, for all images at once.
 
-    Inputs (host-computed except pixels, points and region weights): `vision_position_ids` (patches, 2),
+    Inputs (host-computed except pixels, points, region weights and region evidence `region_points`, NaN rows
+    where unknown): `vision_position_ids` (patches, 2),
     `window_index` / `reverse_window_index` (merged tokens,), `cu_seqlens` / `cu_window_seqlens` in patches.
     """
 
@@ -46,8 +47,7 @@ class VisionGraph(nn.Module):
         super().__init__()
         self.visual = model.model.visual
         self.point_encoder = model.model.point_encoder
-        self.region_projector = model.model.region_projector
-        self.pool_regions = model.model.pool_regions
+        self.region_embeddings = model.model.region_embeddings
 
     def _reorder(self, tensor: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
         unit = self.visual.spatial_merge_unit
@@ -61,7 +61,7 @@ class VisionGraph(nn.Module):
         return attn.proj(output.transpose(0, 1).reshape(length, -1))
 
     def forward(self, pixel_values, vision_position_ids, window_index, reverse_window_index, cu_seqlens,
-                cu_window_seqlens, image_points, region_weights):
+                cu_window_seqlens, image_points, region_weights, region_points):
         visual = self.visual
         hidden = self._reorder(visual.patch_embed(pixel_values), window_index)
         cos, sin = visual.rotary_pos_emb(hidden, vision_position_ids)
@@ -75,7 +75,7 @@ class VisionGraph(nn.Module):
             hidden = hidden + block.mlp(block.norm2(hidden))
         image_embeds = visual.merger(hidden)[reverse_window_index]
         image_embeds = image_embeds + self.point_encoder(image_points).to(image_embeds.dtype)
-        region_embeds = self.region_projector(self.pool_regions(image_embeds, region_weights))
+        region_embeds = self.region_embeddings(image_embeds, region_weights, region_points)
         return image_embeds, region_embeds
 
 

@@ -55,7 +55,7 @@ DYNAMIC_AXES = {
     "pixel_values": {0: "patches"}, "vision_position_ids": {0: "patches"}, "window_index": {0: "image_tokens"},
     "reverse_window_index": {0: "image_tokens"}, "cu_seqlens": {0: "images_plus_1"},
     "cu_window_seqlens": {0: "windows_plus_1"}, "image_points": {0: "image_tokens"},
-    "region_weights": {0: "regions", 1: "image_tokens"}, "input_ids": {0: "batch", 1: "sequence"},
+    "region_weights": {0: "regions", 1: "image_tokens"}, "region_points": {0: "regions"}, "input_ids": {0: "batch", 1: "sequence"},
     "inputs_embeds": {0: "batch", 1: "sequence"}, "position_ids": {1: "batch", 2: "sequence"},
     "attention_mask": {0: "batch", 1: "total_length"}, "past": {0: "batch", 2: "past_length"},
 }
@@ -69,7 +69,8 @@ def example_inputs(constants: dict[str, Any]) -> dict[str, tuple[dict[str, torch
     merged = patches // constants["spatial_merge_size"] ** 2
     fake = {"pixel_values": torch.randn(patches, constants["patch_dim"], generator=generator),
             "image_grid_thw": grid, "image_points": torch.randn(merged, 3, generator=generator),
-            "region_weights": torch.rand(3, merged, generator=generator)}
+            "region_weights": torch.rand(3, merged, generator=generator),
+            "region_points": torch.randn(3, 6, generator=generator)}
     vision = {k: torch.from_numpy(v) for k, v in vision_feeds(fake, constants).items()}
     batch, new, past = 2, 3, 5
     kv = (batch, constants["num_kv_heads"], past, constants["head_dim"])

@@ -10,15 +10,18 @@ Data flow of one question, and the module of each step:
     -> 3D points                         model.processing: depth back-projected (geometry.depth_to_points), one
                                          mean point per image token -> `image_points`
     -> region tokens                     model.processing: each Region -> a row of `region_weights` (its
-                                         coverage of the image tokens); model.modeling fills the question's
-                                         `<region>` tokens with the pooled features, adds the 3D encoding
+                                         coverage of the image tokens) and of `region_points` (its 3D evidence:
+                                         region3d's lift of its depth pixels); model.modeling fills the
+                                         question's `<region>` tokens with the normalised pooled features plus
+                                         the encoded evidence; the 3D encoding is added to the image tokens
     -> grammar                           inference builds the prompt (grammar.build_prompt), generates, and
                                          parses the LOR / DTR completion (grammar.parse_completion, answers)
     -> reward                            rewards scores a completion (format, accuracy, detection -> total);
                                          metrics and evaluation score a model on benchmarks
 
-region3d is not on this path: it lifts ground truth and measured centres (scene annotations, the node's
-measured detections), while the model's 3D input comes from model.processing.
+region3d serves both sides: it lifts ground truth and measured centres (scene annotations, the node's
+measured detections) and, through model.processing, each region's 3D evidence for the model; the model
+writes its own (amodal) centres in `<detect>`.
 
 Modules:
 - query       `Query`, `Region`, the path / answer-type / backend vocabularies and shared defaults.

@@ -1,11 +1,13 @@
 """Region-to-3D: lift a 2D region of a metric depth map to a 3D centre and size.
 
-What this is for: ground truth and measured centres, not the model's input. It lifts the annotated regions of
+What this is for: ground truth and measured centres, and each region's 3D evidence for the model. It lifts the annotated regions of
 real RGB-D frames to 3D (`sr-real lift`, `scenes.lift_scenes`, the quickstart's real frame in
 training/showcase.py): truth that questions, answers and the detection reward are computed against (synthetic
 scenes have exact boxes instead). And it measures the centre and extent of a query's region for the ROS node's
-published detections (`ros.service`), beside the model's own centre. The model's 3D input is per image token:
-the processor averages back-projected depth over each token's cell (`model.processing`, `image_points`).
+published detections (`ros.service`), beside the model's own centre. The model's 3D input is per image token
+(the processor averages back-projected depth over each token's cell: `image_points`) and, per region, this
+lift's centre and size (`model.processing`, `region_points`), which the model reads to write its own
+amodal centre in `<detect>`.
 
 Contract
 --------

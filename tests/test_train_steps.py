@@ -103,8 +103,8 @@ def test_one_grpo_step_changes_the_weights_and_the_rewards_see_the_right_columns
 
 
 def test_visual_inputs_reach_the_model_intact(tiny, tmp_path):
-    """Per-token log-probs through the trainer (visual inputs split per sample, re-joined, region weights and
-    3D points added by the pre-hook) equal those of one direct forward pass with the processor's batch."""
+    """Per-token log-probs through the trainer (visual inputs split per sample, re-joined, region weights, region
+    3D evidence and 3D points added by the pre-hook) equal those of one direct forward pass with the processor's batch."""
     trainer = build_trainer(rl_config(tiny, tmp_path))
     processor, model = trainer.processing_class, trainer.model
     dataset = trainer.train_dataset
@@ -116,7 +116,8 @@ def test_visual_inputs_reach_the_model_intact(tiny, tmp_path):
     samples = split_visual_inputs(batch, batch["input_ids"], [1, 1, 1], processor.region_token_id, 2)
     image_token = processor.tokenizer.convert_tokens_to_ids(processor.image_token)
     joined = join_visual_inputs(samples, batch["input_ids"], image_token)
-    for key in ("pixel_values", "image_grid_thw", "region_weights", "image_points", "mm_token_type_ids"):
+    for key in ("pixel_values", "image_grid_thw", "region_weights", "region_points", "image_points",
+                "mm_token_type_ids"):
         assert torch.equal(torch.nan_to_num(joined[key]), torch.nan_to_num(batch[key])), key
 
     completion = torch.randint(100, 1000, (3, 5))
@@ -128,7 +129,7 @@ def test_visual_inputs_reach_the_model_intact(tiny, tmp_path):
         ours, _, _ = trainer._get_per_token_logps_and_entropies(model, input_ids, attention_mask, 5, batch_size=2)
         direct = model(input_ids=input_ids, attention_mask=attention_mask, pixel_values=batch["pixel_values"],
                        image_grid_thw=batch["image_grid_thw"], region_weights=batch["region_weights"],
-                       image_points=batch["image_points"],
+                       region_points=batch["region_points"], image_points=batch["image_points"],
                        mm_token_type_ids=torch.cat([batch["mm_token_type_ids"], torch.zeros_like(completion)], 1))
     expected = direct.logits[:, -6:-1].log_softmax(-1).gather(-1, completion[..., None])[..., 0]
     assert torch.allclose(ours, expected, atol=1e-4)

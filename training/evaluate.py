@@ -5,8 +5,9 @@ prompt asks for that path, or lets the policy choose) and returns, per mode, the
 reports (`PathMetrics`): qualitative accuracy, quantitative success (0.75-1.25), mean abs-rel error, the
 median DTR centre error (None for LOR), the mean total reward of the completions (`rewards.reward_breakdown`
 with the requested path: auto completions are scored on the path they took), the share of completions taking
-the DTR path, overall accuracy, format failures and the number of questions. Each mode's full evaluation
-(metrics.json, verdicts, report, gallery) stays in `out/<mode>/`.
+the DTR path, overall accuracy, format failures, the share of the most frequent yes/no answer, the number of
+questions, and a 95% bootstrap interval of each figure a target uses (`heldout.figures_with_intervals`).
+Each mode's full evaluation (metrics.json, verdicts, report, gallery) stays in `out/<mode>/`.
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from sr_real.training.heldout import figures_with_intervals
 from sr_real_core.query import PROMPT_PATHS
 
 
@@ -31,6 +33,8 @@ class PathMetrics:
     format_failure_rate: float | None
     qualitative_unparsed: float | None  # yes/no and choice answers not understood as a yes/no or a letter
     n: int
+    top_yesno_share: float | None = None  # the most frequent parsed yes/no answer's share of them
+    intervals: dict[str, list[float] | None] | None = None  # figure -> 95% bootstrap interval
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -55,6 +59,7 @@ def path_metrics(result, qa: str | Path, path: str) -> PathMetrics:
     """The `PathMetrics` of one evaluation result (`sr_real_core.evaluation.pipeline.EvaluationResult`)."""
     metrics = result.metrics
     qualitative = [v for v in result.verdicts if v.answer_type in ("choice", "yesno")]
+    figures = figures_with_intervals([v.to_dict() for v in result.verdicts])
     return PathMetrics(
         qualitative_accuracy=metrics["qualitative_accuracy"],
         quantitative_success=metrics["quantitative_success"],
@@ -67,6 +72,8 @@ def path_metrics(result, qa: str | Path, path: str) -> PathMetrics:
         format_failure_rate=metrics["format_failure_rate"],
         qualitative_unparsed=sum(v.pred is None for v in qualitative) / len(qualitative) if qualitative else None,
         n=metrics["n"],
+        top_yesno_share=figures["top_yesno_share"]["value"],
+        intervals={name: figure["ci"] for name, figure in figures.items()},
     )
 
 

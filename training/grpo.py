@@ -150,7 +150,7 @@ class SRRealGRPOTrainer(AtomicCheckpoints, GRPOTrainer):
             rows = slice(start, start + batch_size)
             samples = self._visuals[rows]
             visual = join_visual_inputs(samples, input_ids[rows], self._image_token_id)
-            extra = {k: visual.pop(k) for k in ("region_weights", "image_points") if k in visual}
+            extra = {k: visual.pop(k) for k in ("region_weights", "region_points", "image_points") if k in visual}
             with _extra_forward_inputs(model, extra):
                 chunk = super()._get_per_token_logps_and_entropies(
                     model, input_ids[rows], attention_mask[rows], logits_to_keep, compute_entropy=compute_entropy,

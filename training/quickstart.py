@@ -10,8 +10,10 @@
 
 The recipe is `training/configs/quickstart.yaml` (`QuickstartConfig`). Killed midway, the same command
 resumes: scenes and mixture are regenerated (deterministic, seconds) and each training stage continues from
-its last checkpoint. `metrics.json` is `{"sft": {"lor": M, "dtr": M, "auto": M}, "rl": {...}, "minutes": t}`
-with M as in `training.evaluate.PathMetrics`.
+its last checkpoint. `metrics.json` is `{"sft": {"lor": M, "dtr": M, "auto": M}, "rl": {...}, "baselines":
+{"prior": B, "lift": B}, "per_family": {...}, "minutes": t}` with M as in `training.evaluate.PathMetrics`, B the
+baselines' figures with intervals (`training.heldout`) and per_family the accuracy per question family of each
+model and path against the prior baseline's (the family's base rate).
 """
 from __future__ import annotations
 
@@ -29,6 +31,7 @@ import yaml
 
 from sr_real.training.config import ConfigError, from_mapping, load_config
 from sr_real.training.showcase import RealFrame
+from sr_real_core.query import PROMPT_PATHS
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_RECIPE = REPO / "training" / "configs" / "quickstart.yaml"
@@ -117,9 +120,11 @@ def run_quickstart(out: str | Path = "runs/quickstart", recipe: str | Path = DEF
         heldout = held_out_questions(out / "data", config.eval.max_questions, config.seed)
         results = {stage: _evaluate(model, heldout, out / "eval" / stage, config.eval)
                    for stage, model in (("sft", sft_model), ("rl", rl_model))}
+        baselines, per_family = _baselines(out, heldout)
     with clock.stage("showcase"):
         showcase = run_showcase(rl_model, out / "showcase", config, scenes, manifest["scenes"]["eval"][0])
-    metrics = {"sft": results["sft"], "rl": results["rl"], "minutes": round(clock.total(), 2)}
+    metrics = {"sft": results["sft"], "rl": results["rl"], "baselines": baselines, "per_family": per_family,
+               "minutes": round(clock.total(), 2)}
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
     from sr_real.training.report import write_report
 
@@ -159,6 +164,20 @@ def _evaluate(model: Path, qa: Path, out: Path, settings: EvalSettings) -> dict[
     from sr_real.training.evaluate import evaluate_paths
 
     return evaluate_paths(model, qa, out, batch_size=settings.batch_size, max_new_tokens=settings.max_new_tokens)
+
+
+def _baselines(out: Path, heldout: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The prior and lift baselines' figures on the held-out questions, and accuracy per family of each
+    baseline and each evaluated (stage, path) (`training.heldout`)."""
+    from sr_real.training.heldout import baseline_rows, families, figures_with_intervals, load_rows, per_family
+
+    rows = baseline_rows(out / "data" / "rl_train.jsonl", heldout)
+    family_of = families(heldout)
+    runs = {name: rows[name] for name in rows} | {
+        f"{stage}_{path}": load_rows(out / "eval" / stage / path / "verdicts.jsonl")
+        for stage in ("sft", "rl") for path in PROMPT_PATHS}
+    return ({name: figures_with_intervals(r) for name, r in rows.items()},
+            {name: per_family(r, family_of) for name, r in runs.items()})
 
 
 def run_showcase(model: Path, out: Path, config: QuickstartConfig, scenes: Path, heldout_scene: str) -> dict[str, Any]:

@@ -71,6 +71,7 @@ class SampleVisuals:
     image_grid_thw: torch.Tensor  # (images, 3)
     region_weights: torch.Tensor  # (regions, image tokens of this sample)
     image_points: torch.Tensor | None  # (image tokens of this sample, 3), NaN where unknown
+    region_points: torch.Tensor | None = None  # (regions, 6): each region's 3D evidence, NaN where unknown
 
 
 def split_visual_inputs(batch: Mapping[str, Any], input_ids: torch.Tensor, images_per_sample: Sequence[int],
@@ -82,6 +83,7 @@ def split_visual_inputs(batch: Mapping[str, Any], input_ids: torch.Tensor, image
     regions = (input_ids == region_token_id).sum(-1).tolist()
     weights = batch.get("region_weights")
     points = batch.get("image_points")
+    evidence = batch.get("region_points")
     samples, image, patch, token, region = [], 0, 0, 0, 0
     for count, region_count in zip(images_per_sample, regions):
         n_patches, n_tokens = int(patches[image:image + count].sum()), int(tokens[image:image + count].sum())
@@ -91,6 +93,7 @@ def split_visual_inputs(batch: Mapping[str, Any], input_ids: torch.Tensor, image
             region_weights=(weights[region:region + region_count, token:token + n_tokens] if weights is not None
                             else torch.zeros(0, n_tokens)),
             image_points=points[token:token + n_tokens] if points is not None else None,
+            region_points=evidence[region:region + region_count] if evidence is not None else None,
         ))
         image, patch, token, region = image + count, patch + n_patches, token + n_tokens, region + region_count
     return samples
@@ -121,4 +124,8 @@ def join_visual_inputs(samples: Sequence[SampleVisuals], input_ids: torch.Tensor
         inputs["image_points"] = torch.cat([
             s.image_points if s.image_points is not None else torch.full((n, 3), float("nan"))
             for s, n in zip(samples, tokens)]).to(device)
+    if region_weights.shape[0] and any(s.region_points is not None for s in samples):
+        inputs["region_points"] = torch.cat([
+            s.region_points if s.region_points is not None else torch.full((s.region_weights.shape[0], 6), float("nan"))
+            for s in samples]).to(device)
     return inputs

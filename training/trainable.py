@@ -4,7 +4,8 @@ Groups, by parameter name in `SRRealForConditionalGeneration` (a Qwen2.5-VL chec
 
     vision     model.visual.*  except the merger    (ViT blocks, patch embedding)
     projector  model.visual.merger.*                (the patch merger: vision features -> LLM space)
-    region3d   model.region_projector.*, model.point_encoder.*   (SR-REAL's additions)
+    region3d   model.region_projector.*, model.point_encoder.*, model.region_norm.*, model.region_point_encoder.*
+               (SR-REAL's additions)
     llm        model.language_model.*, lm_head.*
 
 With any group on LoRA, the model becomes a PEFT model: LoRA adapters on the linear layers of the LoRA groups
@@ -25,14 +26,15 @@ from sr_real.training.config import MODULE_GROUPS, LoraSettings, TrainableConfig
 _GROUP_PREFIXES = (
     ("projector", ("model.visual.merger",)),
     ("vision", ("model.visual",)),
-    ("region3d", ("model.region_projector", "model.point_encoder")),
+    ("region3d", ("model.region_projector", "model.point_encoder", "model.region_norm",
+                  "model.region_point_encoder")),
     ("llm", ("model.language_model", "lm_head")),
 )
 # The top-level modules of each group, as PEFT `modules_to_save` names (matched as name suffixes).
 _SAVE_MODULES = {
     "vision": ("visual.patch_embed", "visual.blocks"),
     "projector": ("visual.merger",),
-    "region3d": ("region_projector", "point_encoder"),
+    "region3d": ("region_projector", "point_encoder", "region_norm", "region_point_encoder"),
     "llm": ("language_model", "lm_head"),
 }
 

@@ -38,6 +38,9 @@ def vision_feeds(inputs: Mapping[str, Any], model: Mapping[str, Any], dtype=np.f
     regions = inputs.get("region_weights")
     # At least one region row, so no graph ever sees an empty tensor; an all-zero row pools to zero and is unused.
     regions = np.zeros((1, num_tokens), np.float32) if regions is None or len(regions) == 0 else _numpy(regions)
+    evidence = inputs.get("region_points")  # (regions, 6) 3D evidence; NaN rows (unknown) add nothing
+    evidence = np.full((len(regions), 6), np.nan, np.float32) if evidence is None or len(evidence) == 0 \
+        else _numpy(evidence)
     return {
         "pixel_values": _numpy(inputs["pixel_values"]).astype(dtype),
         "vision_position_ids": _numpy(get_vision_position_ids(grid, merge)).astype(np.int64),
@@ -47,6 +50,7 @@ def vision_feeds(inputs: Mapping[str, Any], model: Mapping[str, Any], dtype=np.f
         "cu_window_seqlens": _numpy(cu_window_seqlens).astype(np.int64),
         "image_points": points.astype(dtype),
         "region_weights": regions.astype(dtype),
+        "region_points": evidence.astype(dtype),
     }
 
 

@@ -28,7 +28,7 @@ GRAPHS = ("vision", "embed", "decoder")
 MASK_FILL = -10000.0
 
 VISION_INPUTS = ("pixel_values", "vision_position_ids", "window_index", "reverse_window_index", "cu_seqlens",
-                 "cu_window_seqlens", "image_points", "region_weights")
+                 "cu_window_seqlens", "image_points", "region_weights", "region_points")
 VISION_OUTPUTS = ("image_embeds", "region_embeds")
 EMBED_INPUTS, EMBED_OUTPUTS = ("input_ids",), ("inputs_embeds",)
 DECODER_INPUTS = ("inputs_embeds", "position_ids", "attention_mask")  # then past_key_{i}, past_value_{i}

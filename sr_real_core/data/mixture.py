@@ -70,9 +70,15 @@ class SFTConfig:
         default_factory=lambda: {"lor_cot": 0.3, "dtr_cot": 0.3, "grounding_3d": 0.15, "grounding_2d": 0.1,
                                  "region_qa": 0.15}
     )
+    # Times each scene's objects are grouped into 3D-grounding records, each pass a new random grouping and
+    # marking: more grounding records from the same rendered scenes.
+    grounding_passes: int = 1
 
     def __post_init__(self) -> None:
         _check_total(self.total, "sft.total")
+        if isinstance(self.grounding_passes, bool) or not isinstance(self.grounding_passes, int) \
+                or self.grounding_passes < 1:
+            raise ConfigError(f"sft.grounding_passes: expected a positive integer, got {self.grounding_passes!r}")
         if not isinstance(self.mix, dict):
             raise ConfigError(f"sft.mix: expected a mapping of kind -> weight, got {self.mix!r}")
         for kind, weight in self.mix.items():
@@ -239,15 +245,13 @@ class _Grounding:
         distance = say_length(float(np.linalg.norm(obj.center_3d)), LengthStyle()).text
         return f"{image_position(self.scene.intrinsics, obj.center_3d)}, about {distance} from the camera"
 
-    def records_3d(self) -> list[dict[str, Any]]:
-        """Objects with a 3D centre and a 2D box, in random groups of 1-3 marked regions."""
+    def records_3d(self, passes: int = 1) -> list[dict[str, Any]]:
+        """Objects with a 3D centre and a 2D box, in random groups of 1-3 marked regions; each pass groups
+        every object once."""
         scene = self.scene
         indices = [i for i, o in enumerate(scene.objects) if o.center_3d is not None and o.bbox_2d is not None]
-        order = [indices[i] for i in self.rng.permutation(len(indices))]
         records, image = [], None
-        while order:
-            size = int(self.rng.integers(1, MAX_GROUNDING_OBJECTS + 1))
-            group, order = order[:size], order[size:]
+        for group in self._groups(indices, passes):
             regions = [{"ref": marks.region_ref(k, "bbox"), "kind": "bbox", "object_index": i,
                         "bbox_2d": [int(round(v)) for v in scene.objects[i].bbox_2d]} for k, i in enumerate(group)]
             names = [scene.objects[i].name for i in group]
@@ -267,6 +271,16 @@ class _Grounding:
                                          build_prompt(question, "dtr"), render_dtr(detections, think, answer), marked,
                                          {"regions": regions} | self.references))
         return records
+
+    def _groups(self, indices: list[int], passes: int) -> list[list[int]]:
+        groups = []
+        for _ in range(passes):
+            order = [indices[i] for i in self.rng.permutation(len(indices))]
+            while order:
+                size = int(self.rng.integers(1, MAX_GROUNDING_OBJECTS + 1))
+                groups.append(order[:size])
+                order = order[size:]
+        return groups
 
     def records_2d(self) -> list[dict[str, Any]]:
         """One per object with a 2D box and a name that picks it out (``facts.unambiguous_names``)."""
@@ -361,7 +375,7 @@ def _build_mixture(config: MixtureConfig, out: Path, progress: bool) -> Path:
                 sft[split][kind].append(record)
             rl[split].append(rl_record(question, config.rl.path))
         grounding = _Grounding(scene, out, config.seed)
-        sft[split]["grounding_3d"].extend(grounding.records_3d())
+        sft[split]["grounding_3d"].extend(grounding.records_3d(config.sft.grounding_passes))
         sft[split]["grounding_2d"].extend(grounding.records_2d())
     rng = np.random.default_rng(config.seed)
     outputs = {

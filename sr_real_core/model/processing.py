@@ -8,6 +8,11 @@ Besides Qwen2.5-VL's inputs it returns, per batch:
   camera-frame metres (OpenCV: +x right, +y down, +z forward; `geometry.depth_to_points`, lens distortion
   included) with intrinsics, the reference's pseudo-3D without; NaN where unknown (no depth for that image,
   or no valid pixel in the token's cell), and the model adds nothing there.
+- `region_points` (num_region_tokens, 6), with depth: each region's 3D evidence, its centre (x, y, z) and
+  extent (x, y, z) from its own depth pixels: with intrinsics the region's metric lift
+  (`region3d.lift_region`: the dominant surface, flying pixels and the support surface dropped); without, the
+  per-axis median and 10th-90th percentile range of its pseudo-3D points. NaN for a region without depth or
+  without valid pixels. The model reads it through a direct learned path (`modeling.RegionPointEncoder`).
 The image processor resizes each image to multiples of patch_size * merge_size; a token's cell in the original
 image is the same fraction of the image as in the resized one, so everything is computed on the original pixels.
 """
@@ -25,6 +30,7 @@ from sr_real_core.geometry import Intrinsics, depth_to_points
 from sr_real_core.inputs import fit_intrinsics
 from sr_real_core.model.configuration import SRRealConfig
 from sr_real_core.query import REGION_TOKEN, Region
+from sr_real_core.region3d import RegionLiftError, lift_region
 
 
 def to_intrinsics(value: Any, width: int, height: int) -> Intrinsics:
@@ -91,6 +97,31 @@ def token_points(points: np.ndarray, grid_h: int, grid_w: int) -> np.ndarray:
     return means
 
 
+def region_evidence(region: Region, depth: np.ndarray, camera: Intrinsics | None,
+                    pixels: np.ndarray) -> np.ndarray:
+    """(6,) centre and extent of one region from its image's depth (see the module doc); NaN if unknown.
+    pixels: the image's (H, W, 3) points (metric or pseudo-3D)."""
+    unknown = np.full(6, np.nan)
+    if camera is not None:
+        try:
+            lifted = lift_region(depth, camera, box=region.box, mask=region.mask)
+        except RegionLiftError:
+            return unknown
+        return np.concatenate([lifted.center, lifted.size])
+    if region.mask is not None:
+        inside = np.asarray(region.mask) != 0
+    else:
+        x1, y1, x2, y2 = region.box
+        inside = np.zeros(depth.shape, bool)
+        inside[int(y1):int(np.ceil(y2)), int(x1):int(np.ceil(x2))] = True
+    points = pixels[inside]
+    points = points[np.isfinite(points).all(-1)]
+    if not len(points):
+        return unknown
+    low, centre, high = np.percentile(points, (10, 50, 90), axis=0)
+    return np.concatenate([centre, high - low])
+
+
 def _per_image(values: Any, num_images: int, name: str) -> list:
     """One entry per image of the batch (a single value is allowed for a single image)."""
     if values is None:
@@ -126,7 +157,7 @@ class SRRealProcessor(Qwen2_5_VLProcessor):
 
     @property
     def model_input_names(self):
-        return super().model_input_names + ["region_weights", "image_points"]
+        return super().model_input_names + ["region_weights", "region_points", "image_points"]
 
     def chat_prompt(self, text: str, num_images: int = 1) -> str:
         """One user turn (the images, then the text) in the chat template, ready for the assistant's answer."""
@@ -168,7 +199,10 @@ class SRRealProcessor(Qwen2_5_VLProcessor):
         if any(regions):
             batch["region_weights"] = self._region_weights(regions, images_per_sample, sizes, grids, offsets)
         if any(d is not None for d in depths):
-            batch["image_points"] = self._image_points(depths, intrinsics, sizes, grids, offsets)
+            depths, cameras, pixels = self._pixel_points(depths, intrinsics, sizes)
+            batch["image_points"] = self._image_points(pixels, grids, offsets)
+            if any(regions):
+                batch["region_points"] = self._region_points(regions, images_per_sample, depths, cameras, pixels)
         return batch
 
     @staticmethod
@@ -190,20 +224,43 @@ class SRRealProcessor(Qwen2_5_VLProcessor):
         return torch.tensor(np.stack(rows), dtype=torch.float32)
 
     @staticmethod
-    def _image_points(depths, intrinsics, sizes, grids, offsets) -> torch.Tensor:
-        points = np.full((offsets[-1], 3), np.nan)
+    def _pixel_points(depths, intrinsics, sizes) -> tuple[list, list, list]:
+        """Per image: the depth map (float32), its `Intrinsics` (None: relative depth) and its (H, W, 3) points,
+        metric with intrinsics, pseudo-3D without; Nones for an image without depth."""
+        maps, cameras, pixels = [], [], []
         for image, (depth, camera) in enumerate(zip(depths, intrinsics)):
             if depth is None:
+                maps.append(None), cameras.append(None), pixels.append(None)
                 continue
             depth = np.asarray(depth, dtype=np.float32).squeeze()
             height, width = sizes[image]
             if depth.shape != (height, width):
                 raise ValueError(f"depth map of image {image} has shape {depth.shape}, the image is "
                                  f"{height}x{width} (H x W): give depth at the image's resolution")
-            pixels = (pseudo_points(depth) if camera is None
-                      else depth_to_points(depth, to_intrinsics(camera, width, height)))
-            points[offsets[image]:offsets[image + 1]] = token_points(pixels, *grids[image])
+            camera = None if camera is None else to_intrinsics(camera, width, height)
+            maps.append(depth)
+            cameras.append(camera)
+            pixels.append(pseudo_points(depth) if camera is None else depth_to_points(depth, camera))
+        return maps, cameras, pixels
+
+    @staticmethod
+    def _image_points(pixels, grids, offsets) -> torch.Tensor:
+        points = np.full((offsets[-1], 3), np.nan)
+        for image, image_pixels in enumerate(pixels):
+            if image_pixels is not None:
+                points[offsets[image]:offsets[image + 1]] = token_points(image_pixels, *grids[image])
         return torch.tensor(points, dtype=torch.float32)
+
+    @staticmethod
+    def _region_points(regions, images_per_sample, depths, cameras, pixels) -> torch.Tensor:
+        rows = []
+        first_image = np.cumsum([0] + images_per_sample)
+        for sample, sample_regions in enumerate(regions):
+            for region in sample_regions:
+                image = first_image[sample] + region.image_index
+                rows.append(np.full(6, np.nan) if depths[image] is None
+                            else region_evidence(region, depths[image], cameras[image], pixels[image]))
+        return torch.tensor(np.stack(rows), dtype=torch.float32)
 
 
 AutoProcessor.register(SRRealConfig, SRRealProcessor, exist_ok=True)

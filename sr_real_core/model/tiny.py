@@ -155,7 +155,8 @@ def tiny_config(tokenizer) -> SRRealConfig:
                   fullatt_block_indexes=[1])
     return SRRealConfig(text_config=text, vision_config=vision, image_token_id=ids["<|image_pad|>"],
                         video_token_id=ids["<|video_pad|>"], vision_start_token_id=ids["<|vision_start|>"],
-                        vision_end_token_id=ids["<|vision_end|>"], region_token_id=ids[REGION_TOKEN])
+                        vision_end_token_id=ids["<|vision_end|>"], region_token_id=ids[REGION_TOKEN],
+                        region_evidence=True)
 
 
 def tiny_processor(tokenizer):
