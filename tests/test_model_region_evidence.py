@@ -3,27 +3,16 @@ text-embedding scale; checkpoints written before it load and compute as before."
 import json
 
 import numpy as np
-import pytest
 import torch
 
 from sr_real_core.geometry import Intrinsics
 from sr_real_core.model.loading import load_model
-from sr_real_core.model.tiny import write_tiny_model
 from sr_real_core.region3d import lift_region
 
-K = {"fx": 100.0, "fy": 100.0, "cx": 55.5, "cy": 41.5, "width": 112, "height": 84}
+from test_model import K, tiny, tiny_dir  # noqa: F401  (the tiny checkpoint fixtures, one per module)
+
 QUESTION = "Is the red bbox <region> left of the blue bbox <region>?"
 BOXES = [{"box": [10, 20, 40, 60]}, {"box": [70, 10, 100, 50]}]
-
-
-@pytest.fixture(scope="module")
-def tiny_dir(tmp_path_factory):
-    return write_tiny_model(tmp_path_factory.mktemp("tiny"), seed=0)
-
-
-@pytest.fixture(scope="module")
-def tiny(tiny_dir):
-    return load_model(tiny_dir)
 
 
 def scene():

@@ -206,21 +206,26 @@ class SRRealProcessor(Qwen2_5_VLProcessor):
         return batch
 
     @staticmethod
-    def _region_weights(regions, images_per_sample, sizes, grids, offsets) -> torch.Tensor:
-        rows = []
+    def _region_images(regions, images_per_sample):
+        """(region, index of its image in the batch) for every region, in reading order."""
         first_image = np.cumsum([0] + images_per_sample)
         for sample, sample_regions in enumerate(regions):
             for region in sample_regions:
                 if not 0 <= region.image_index < images_per_sample[sample]:
                     raise ValueError(f"region of sample {sample} refers to image {region.image_index}, the sample "
                                      f"has {images_per_sample[sample]} images")
-                image = first_image[sample] + region.image_index
-                (height, width), (grid_h, grid_w) = sizes[image], grids[image]
-                cells = (box_weights(region.box, height, width, grid_h, grid_w) if region.box is not None
-                         else mask_weights(region.mask, height, width, grid_h, grid_w))
-                row = np.zeros(offsets[-1])
-                row[offsets[image]:offsets[image + 1]] = cells
-                rows.append(row)
+                yield region, first_image[sample] + region.image_index
+
+    @classmethod
+    def _region_weights(cls, regions, images_per_sample, sizes, grids, offsets) -> torch.Tensor:
+        rows = []
+        for region, image in cls._region_images(regions, images_per_sample):
+            (height, width), (grid_h, grid_w) = sizes[image], grids[image]
+            cells = (box_weights(region.box, height, width, grid_h, grid_w) if region.box is not None
+                     else mask_weights(region.mask, height, width, grid_h, grid_w))
+            row = np.zeros(offsets[-1])
+            row[offsets[image]:offsets[image + 1]] = cells
+            rows.append(row)
         return torch.tensor(np.stack(rows), dtype=torch.float32)
 
     @staticmethod
@@ -251,15 +256,11 @@ class SRRealProcessor(Qwen2_5_VLProcessor):
                 points[offsets[image]:offsets[image + 1]] = token_points(image_pixels, *grids[image])
         return torch.tensor(points, dtype=torch.float32)
 
-    @staticmethod
-    def _region_points(regions, images_per_sample, depths, cameras, pixels) -> torch.Tensor:
-        rows = []
-        first_image = np.cumsum([0] + images_per_sample)
-        for sample, sample_regions in enumerate(regions):
-            for region in sample_regions:
-                image = first_image[sample] + region.image_index
-                rows.append(np.full(6, np.nan) if depths[image] is None
-                            else region_evidence(region, depths[image], cameras[image], pixels[image]))
+    @classmethod
+    def _region_points(cls, regions, images_per_sample, depths, cameras, pixels) -> torch.Tensor:
+        rows = [np.full(6, np.nan) if depths[image] is None
+                else region_evidence(region, depths[image], cameras[image], pixels[image])
+                for region, image in cls._region_images(regions, images_per_sample)]
         return torch.tensor(np.stack(rows), dtype=torch.float32)
 
 
