@@ -15,10 +15,11 @@ callback is guarded: a message or timer tick that fails is logged, counted in th
 from __future__ import annotations
 
 import array
+import functools
 import importlib
 import importlib.metadata
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import rclpy
@@ -31,6 +32,7 @@ from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPo
 from rosidl_parser.definition import AbstractNestedType, AbstractSequence, BasicType, NamespacedType
 
 from sr_real import ros_env
+from sr_real_core.errors import guarded
 from sr_real_core.geometry import decode_depth
 from sr_real_core.ros.config import ParameterSpec, SpatialQueryConfig, parameter_specs
 from sr_real_core.ros.frames import CoreImageDecoder
@@ -144,9 +146,10 @@ class SpatialQueryNode(Node):
         handlers = self.service.handlers()
         for endpoint in input_endpoints(self.config):
             self.create_subscription(message_class(endpoint.msgtype), endpoint.topic,
-                                     self._guarded(endpoint.key, handlers[endpoint.key]), self._qos(endpoint))
+                                     handlers[endpoint.key], self._qos(endpoint))  # guarded by the service
         self.create_timer(self.config.diagnostics_period_s,
-                          self._guarded("diagnostics", lambda: self.publish("diagnostics", self.service.diagnostics())))
+                          guarded(lambda: self.publish("diagnostics", self.service.diagnostics()),
+                                  functools.partial(self.service.count_failure, "diagnostics")))
         self.service.start()
         self.get_logger().info(f"ready: ask on {self.get_fully_qualified_name()}/query")
 
@@ -154,17 +157,6 @@ class SpatialQueryNode(Node):
         """Publish an output given as a ROS message dict (called from the service's worker too)."""
         message_type, publisher = self._outputs[key]
         publisher.publish(fill_message(message_type(), values))
-
-    def _guarded(self, name: str, callback: Callable[..., None]) -> Callable[..., None]:
-        """The callback, with whatever escapes it logged and counted (`<name>_failed`) instead of raised
-        into the executor, which would stop the node. The core already skips bad messages; this is the net."""
-        def guarded(*args: Any) -> None:
-            try:
-                callback(*args)
-            except Exception as error:  # noqa: BLE001 - a long-running node survives every message
-                self.service.count_failure(name, f"{type(error).__name__}: {error}")
-
-        return guarded
 
     def _qos(self, endpoint: Endpoint) -> QoSProfile:
         if not endpoint.sensor:

@@ -70,12 +70,12 @@ def describe(error: BaseException) -> str:
     return f"{type(error).__name__}: {one_line(error)}"
 
 
-def guarded(function: Callable[[Any], None], on_error: Callable[[str], None]) -> Callable[[Any], None]:
+def guarded(function: Callable[..., None], on_error: Callable[[str], None]) -> Callable[..., None]:
     """`function` that hands any exception, `describe`d, to `on_error` instead of raising: for callbacks of a
-    long-running node, where one message must never stop the others."""
-    def call(message: Any) -> None:
+    long-running node (message callbacks and timers), where one message must never stop the others."""
+    def call(*args: Any) -> None:
         try:
-            function(message)
+            function(*args)
         except Exception as error:  # noqa: BLE001 - see the docstring
             on_error(describe(error))
 
