@@ -30,9 +30,6 @@ from __future__ import annotations
 
 import bisect
 import json
-import os
-import shutil
-import tempfile
 import time
 from collections import Counter, defaultdict
 from collections.abc import Iterator
@@ -44,6 +41,7 @@ import cv2
 import numpy as np
 
 from sr_real_core.data import robot
+from sr_real_core.errors import staged_output
 from sr_real_core.geometry import CalibrationError, Intrinsics
 from sr_real_core.ros.bag import BagError, open_bag, topic_name
 from sr_real_core.ros.feedback import FeedbackError, parse_feedback
@@ -358,9 +356,7 @@ def import_bag(bag: str | Path, out: str | Path, config: BagImportConfig) -> dic
     skipped = Counter({"corrupt message": index.problems.get("colour: corrupt message", 0)})
     plans = plan_frames(index, config, skipped)
     compressed = connections[next(t for t, r in roles.items() if r == "colour")] == COMPRESSED
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+    with staged_output(out, folder=True) as staging:  # renamed into place only when complete
         writer = _Writer(staging, index, config, bag)
         _second_pass(bag, roles, plans, writer, compressed)
         skipped += writer.skipped
@@ -370,15 +366,6 @@ def import_bag(bag: str | Path, out: str | Path, config: BagImportConfig) -> dic
             raise BagImportError(f"{bag}: no frame could be imported ({reasons})")
         write_scenes(staging / robot.SCENES_FILE, writer.scenes)
         (staging / REPORT_FILE).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-        umask = os.umask(0)
-        os.umask(umask)
-        staging.chmod(0o777 & ~umask)  # mkdtemp's folder is private; the dataset is not
-        if out.exists():
-            out.rmdir()  # empty (checked above)
-        os.replace(staging, out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return report
 
 

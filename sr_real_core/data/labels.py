@@ -16,9 +16,6 @@ Written to a temporary folder and renamed when complete.
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -27,6 +24,7 @@ from sr_real_core.answers import canonical_solution
 from sr_real_core.data import robot
 from sr_real_core.data.files import write_jsonl
 from sr_real_core.data.mixture import _conversation
+from sr_real_core.errors import staged_output
 from sr_real_core.data.qa import relative_path, scene_references
 from sr_real_core.grammar import answer_instruction
 from sr_real_core.query import ANSWER_TYPES
@@ -129,17 +127,8 @@ def convert_labels(dataset: str | Path, out: str | Path) -> dict[str, Any]:
 def _write(out: Path, scenes: list[Scene], records: list[dict[str, Any]], counts: dict[str, Any]) -> None:
     """Everything into a staging folder beside `out`, renamed when complete. Paths in the records are relative to
     `out` already, and a sibling staging folder resolves them alike."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+    with staged_output(out, folder=True) as staging:
         write_scenes(staging / SCENES_FILE, scenes)
         write_jsonl(staging / QA_FILE, records)
         write_jsonl(staging / SFT_FILE, [sft_record(record) for record in records])
         (staging / REPORT_FILE).write_text(json.dumps(counts, indent=2) + "\n", encoding="utf-8")
-        staging.chmod(0o755)
-        if out.exists():
-            out.rmdir()
-        os.replace(staging, out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
