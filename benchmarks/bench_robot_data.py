@@ -19,9 +19,10 @@ tiny SFT recipe). Median seconds per optimizer step after a warm-up step (8 samp
 `--original`, e.g. the quickstart's RL checkpoint; else a full SFT of the tiny model on a synthetic mixture of
 table-tops and rooms, trained here), then the on-device recipe from it on a synthetic robot recording (room scenes
 only, another seed, measured 3D labels) with a 0.3 replay share, and `sr-real train compare` on held-out robot
-scenes and the original held-out set: accuracy on `--questions` held-out questions per set (auto path) and the
-answer loss on `--loss-records` held-out SFT records per set (each mixture's sft_eval.jsonl). Nothing is written
-into `--original`. Prints and writes OUT/compare/compare.json (default OUT runs/bench-robot-finetune).
+scenes and the original held-out set: accuracy on `--questions` held-out questions per set (auto path, 384 new
+tokens as in the quickstart) and the answer loss on `--loss-records` held-out SFT records per set (each mixture's
+sft_eval.jsonl). Nothing is written into `--original`. Prints and writes OUT/compare/compare.json (default OUT
+runs/bench-robot-finetune); a finished stage (base, robot data, fine-tune) is reused when run again.
 """
 from __future__ import annotations
 
@@ -203,10 +204,12 @@ def finetune(args: argparse.Namespace, out: Path) -> dict:
     heldout = {"robot": held_out_questions(replayed, args.questions, 0), "robot_labelled": replayed / "labelled_eval.jsonl",
                "original": held_out_questions(replayed, args.questions, 0, source=ORIGINAL_EVAL,
                                               target="original_heldout_eval")}
-    result = compare_checkpoints(base_model, tuned, heldout, out / "compare", path="auto", max_new_tokens=256,
+    result = compare_checkpoints(base_model, tuned, heldout, out / "compare", path="auto",
+                                 max_new_tokens=args.max_new_tokens,
                                  loss_sets={"robot": replayed / "sft_eval.jsonl", "original": original / "sft_eval.jsonl"},
                                  loss_records=args.loss_records)
     result["run"] = {"base": str(base_model), "original": str(original), "robot_steps": args.robot_steps,
+                     "max_new_tokens": args.max_new_tokens,
                      "robot_scenes": args.robot_scenes, "train_minutes": round((trained - began) / 60, 1),
                      "minutes": round((time.perf_counter() - began) / 60, 1), "load": _load()}
     (out / "compare" / "compare.json").write_text(json.dumps(result, indent=2) + "\n")
@@ -229,6 +232,8 @@ def main() -> None:
     parser.add_argument("--robot-steps", type=int, default=40)
     parser.add_argument("--questions", type=int, default=48, help="held-out questions per set (--finetune)")
     parser.add_argument("--loss-records", type=int, default=200, help="held-out SFT records per set (answer loss)")
+    parser.add_argument("--max-new-tokens", type=int, default=384,
+                        help="--finetune's evaluation (384, the quickstart's: fewer truncate DTR completions)")
     parser.add_argument("--out", type=Path, default=REPO / "runs" / "bench-robot-finetune", help="--finetune's folder")
     parser.add_argument("--train-child", nargs=5, help=argparse.SUPPRESS)
     args = parser.parse_args()
