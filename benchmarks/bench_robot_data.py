@@ -201,12 +201,13 @@ def finetune(args: argparse.Namespace, out: Path) -> dict:
                                   init_from=str(base_model), replay=str(original), replay_share=0.3))
     trained = time.perf_counter()
     replayed = out / "robot-sft" / "data-replay"
-    heldout = {"robot": held_out_questions(replayed, args.questions, 0), "robot_labelled": replayed / "labelled_eval.jsonl",
+    heldout = {"robot": held_out_questions(replayed, args.questions, 0),
+               "robot_labelled": replayed / "labelled_eval.jsonl",
                "original": held_out_questions(replayed, args.questions, 0, source=ORIGINAL_EVAL,
                                               target="original_heldout_eval")}
+    loss_sets = {"robot": replayed / "sft_eval.jsonl", "original": original / "sft_eval.jsonl"}
     result = compare_checkpoints(base_model, tuned, heldout, out / "compare", path="auto",
-                                 max_new_tokens=args.max_new_tokens,
-                                 loss_sets={"robot": replayed / "sft_eval.jsonl", "original": original / "sft_eval.jsonl"},
+                                 max_new_tokens=args.max_new_tokens, loss_sets=loss_sets,
                                  loss_records=args.loss_records)
     result["run"] = {"base": str(base_model), "original": str(original), "robot_steps": args.robot_steps,
                      "max_new_tokens": args.max_new_tokens,

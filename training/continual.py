@@ -15,7 +15,8 @@ directory, checked), and with `--replay` the training data is `data.replay.repla
 (robot) mixture and the original one, written to `output_dir/data-replay`. `compare_checkpoints` evaluates the
 starting and the continued checkpoint on held-out robot scenes and on the original held-out set
 (`training.evaluate.evaluate_paths`), and states the gain on the robot's domain and the forgetting on the
-original one (before - after; flagged when larger than `margin`), each with its sample size and standard error.
+original one (before - after; flagged when larger than `margin`), each with its sample size, standard error and
+a paired 95% bootstrap interval of each change over the same questions (`delta_ci`).
 
 Accuracy needs a model that already answers in the format; a short fine-tune rarely moves it by more than its
 noise. So each checkpoint is also scored by its answer loss on held-out SFT records (`loss_sets`, e.g. each
@@ -40,7 +41,7 @@ FORGETTING_MARGIN = 0.05  # accuracy points the original held-out set may lose b
 # before it counts as forgetting: the per-token perplexity up by at most exp(0.05) - 1 = 5%.
 LOSS_MARGIN = 0.05
 LOSS_RECORDS = 200  # held-out SFT records per set scored for the answer loss (a seeded draw)
-COMPARED = ("accuracy", "mean_reward", "quantitative_success", "center_error_median_m")
+COMPARED = ("accuracy", "qualitative_accuracy", "mean_reward", "quantitative_success", "center_error_median_m")
 
 
 def checked_checkpoint(path: str | Path) -> Path:
@@ -98,6 +99,7 @@ def compare_checkpoints(before: str | Path, after: str | Path, heldout: dict[str
         deltas = {key: None if figures["before"][key] is None or figures["after"][key] is None
                   else figures["after"][key] - figures["before"][key] for key in COMPARED}
         result["sets"][name] = {"n": n, **figures, "delta": deltas,
+                                "delta_ci": _paired_deltas(out / name, path),
                                 "accuracy_se": {stage: _standard_error(figures[stage]["accuracy"], n)
                                                 for stage in ("before", "after")}}
     robot, original = result["sets"].get("robot"), result["sets"].get("original")
@@ -111,6 +113,16 @@ def compare_checkpoints(before: str | Path, after: str | Path, heldout: dict[str
     out.mkdir(parents=True, exist_ok=True)
     (out / "compare.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     return result
+
+
+def _paired_deltas(folder: Path, path: str) -> dict[str, list[float] | None]:
+    """Paired 95% bootstrap intervals of after - before for the figures of `heldout.FIGURES` that `COMPARED` names,
+    over the same questions (each stage's `verdicts.jsonl`)."""
+    from sr_real.training.heldout import FIGURES, load_rows, paired_interval
+
+    before, after = (sorted(load_rows(folder / stage / path / "verdicts.jsonl"), key=lambda row: row["id"])
+                     for stage in ("before", "after"))
+    return {key: paired_interval(FIGURES[key], after, before) for key in COMPARED if key in FIGURES}
 
 
 def token_loss(rows: list[dict[str, Any]]) -> float | None:
@@ -171,12 +183,15 @@ def summary(result: dict[str, Any]) -> str:
         before, after = figures["before"]["accuracy"], figures["after"]["accuracy"]
         errors = figures["accuracy_se"]
         lines.append(f"{name}: accuracy {_fmt(before)} (se {_fmt(errors['before'])}) -> {_fmt(after)} "
-                     f"(se {_fmt(errors['after'])}), n={figures['n']}; mean reward "
+                     f"(se {_fmt(errors['after'])}), n={figures['n']}, change {_fmt(figures['delta']['accuracy'])} "
+                     f"{_fmt_ci(figures['delta_ci'].get('accuracy'))}; mean reward "
                      f"{_fmt(figures['before']['mean_reward'])} -> {_fmt(figures['after']['mean_reward'])}")
     if "forgetting" in result:
         verdict = "MORE than" if result["forgot_more_than_margin"] else "within"
-        lines.append(f"forgetting on the original set: {result['forgetting']:+.3f} accuracy, {verdict} the margin "
-                     f"{result['margin']}")
+        bounds = result["sets"]["original"]["delta_ci"].get("accuracy")
+        forgetting_ci = None if bounds is None else [-bounds[1], -bounds[0]]
+        lines.append(f"forgetting on the original set: {result['forgetting']:+.3f} accuracy {_fmt_ci(forgetting_ci)}, "
+                     f"{verdict} the margin {result['margin']} (point estimate)")
     for name, figures in result.get("loss", {}).items():
         lines.append(f"{name}: answer loss {_fmt(figures['before'])} {_fmt_ci(figures['ci']['before'])} -> "
                      f"{_fmt(figures['after'])} {_fmt_ci(figures['ci']['after'])} nats/token, change "
