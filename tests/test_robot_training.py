@@ -86,6 +86,8 @@ def test_continue_training_from_a_checkpoint_with_replay_then_compare(robot, tmp
     assert robot_loss["n"] >= 5 and original_loss["n"] >= 5
     assert robot_loss["delta_ci"][1] < 0 and result["robot_loss_improved"]  # the robot's held-out loss drops
     assert original_loss["delta_ci"][1] <= LOSS_MARGIN and result["loss_forgetting_within_margin"]
+    undone = compare_checkpoints(final, robot.model, {}, tmp_path / "undone", loss_sets=loss_sets)  # both verdicts fail
+    assert not undone["robot_loss_improved"] and not undone["loss_forgetting_within_margin"]
 
 
 def test_a_checkpoint_compared_with_itself_is_no_gain(robot, tmp_path):
@@ -107,5 +109,9 @@ def test_bad_continue_options_are_user_errors(robot, tmp_path, capsys):
     assert main([*common, "--init-from", str(robot.model), "--replay", str(tmp_path / "empty"),
                  "--output-dir", str(tmp_path / "out")]) == 2
     assert "--replay " + str(tmp_path / "empty") + ": not a mixture folder" in capsys.readouterr().err
+    qa = str(robot.mixture / "rl_eval.jsonl")
+    assert main(["train", "compare", "--before", str(robot.model), "--after", str(robot.model), "--robot-qa", qa,
+                 "--original-qa", qa, "--robot-sft", str(tmp_path / "none.jsonl"), "--out", str(tmp_path / "c")]) == 2
+    assert "none.jsonl: no such SFT records file" in capsys.readouterr().err
     with pytest.raises(ConfigError, match="replay-share"):
         continue_config(RECIPE, {"data": {"mixture": str(robot.mixture)}}, None, str(robot.original), 1.0)
