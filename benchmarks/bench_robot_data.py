@@ -201,8 +201,9 @@ def finetune(args: argparse.Namespace, out: Path) -> dict:
                                   init_from=str(base_model), replay=str(original), replay_share=0.3))
     trained = time.perf_counter()
     replayed = out / "robot-sft" / "data-replay"
+    labelled = replayed / "labelled_eval.jsonl"  # empty when no held-out scene had a confirmed query
     heldout = {"robot": held_out_questions(replayed, args.questions, 0),
-               "robot_labelled": replayed / "labelled_eval.jsonl",
+               **({"robot_labelled": labelled} if labelled.read_text().strip() else {}),
                "original": held_out_questions(replayed, args.questions, 0, source=ORIGINAL_EVAL,
                                               target="original_heldout_eval")}
     loss_sets = {"robot": replayed / "sft_eval.jsonl", "original": original / "sft_eval.jsonl"}

@@ -18,13 +18,14 @@ starting and the continued checkpoint on held-out robot scenes and on the origin
 original one (before - after; flagged when larger than `margin`), each with its sample size, standard error and
 a paired 95% bootstrap interval of each change over the same questions (`delta_ci`).
 
-Accuracy needs a model that already answers in the format; a short fine-tune rarely moves it by more than its
+Accuracy needs a model that already answers in the format, and a few hundred questions to tell a change from
 noise. So each checkpoint is also scored by its answer loss on held-out SFT records (`loss_sets`, e.g. each
 mixture's `sft_eval.jsonl`; a seeded draw of at most `loss_records`): the mean negative log-likelihood per
 assistant token, teacher-forced through the training collator (`sft.record_losses`), with 95% bootstrap intervals
 (`heldout.interval`) and a paired interval of after - before over the same records (`heldout.paired_interval`).
 The robot's loss counts as improved when that interval lies below 0; the original set counts as kept when its
-upper end is at most `loss_margin` (LOSS_MARGIN).
+upper end is at most `loss_margin` (LOSS_MARGIN). The loss is the easier figure to move: a lower loss on the
+robot's records (templates, object names) does not imply better answers, so read it beside the accuracy.
 """
 from __future__ import annotations
 
@@ -189,7 +190,7 @@ def summary(result: dict[str, Any]) -> str:
     if "forgetting" in result:
         verdict = "MORE than" if result["forgot_more_than_margin"] else "within"
         bounds = result["sets"]["original"]["delta_ci"].get("accuracy")
-        forgetting_ci = None if bounds is None else [-bounds[1], -bounds[0]]
+        forgetting_ci = None if bounds is None else [0.0 - bounds[1], 0.0 - bounds[0]]
         lines.append(f"forgetting on the original set: {result['forgetting']:+.3f} accuracy {_fmt_ci(forgetting_ci)}, "
                      f"{verdict} the margin {result['margin']} (point estimate)")
     for name, figures in result.get("loss", {}).items():
