@@ -4,6 +4,7 @@ and peak memory on the tiny model, side by side with a full fine-tune.
     python benchmarks/bench_robot_data.py [--frames 60] [--steps 6]
     python benchmarks/bench_robot_data.py --finetune [--base-steps 200] [--robot-steps 40]   # the measured run
     python benchmarks/bench_robot_data.py --finetune --base runs/quickstart/rl/final --original runs/quickstart/data
+        [--validation] [--lr 1e-4] [--robot-steps 60]
 
 import: rendered 640x480 RGB-D scenes (8 distinct, repeated with new stamps) written as rosbag2 bags (mcap and
 sqlite3): rgb8 Image + 16UC1 depth + CameraInfo + Detection2DArray per frame. `sr-real data from-bag` with depth
@@ -21,7 +22,9 @@ table-tops and rooms, trained here), then the on-device recipe from it on a synt
 only, another seed, measured 3D labels) with a 0.3 replay share, and `sr-real train compare` on held-out robot
 scenes and the original held-out set: accuracy on `--questions` held-out questions per set (auto path, 384 new
 tokens as in the quickstart) and the answer loss on `--loss-records` held-out SFT records per set (each mixture's
-sft_eval.jsonl). Nothing is written into `--original`. Prints and writes OUT/compare/compare.json (default OUT
+sft_eval.jsonl). Nothing is written into `--original`. `--validation` chooses the recipe (`--lr`,
+`--robot-steps`) without touching a test set: it trains on 70% of the robot's training scenes and evaluates on the
+other 30% only (no held-out scene, no original set). Prints and writes OUT/compare/compare.json (default OUT
 runs/bench-robot-finetune); a finished stage (base, robot data, fine-tune) is reused when run again.
 """
 from __future__ import annotations
@@ -175,6 +178,27 @@ def _robot_data(scenes: int, out: Path) -> Path:
     return out / "robot-data"
 
 
+def _validation_data(robot_data: Path, out: Path) -> Path:
+    """A validation mixture carved from the robot's training scenes only (the held-out scenes stay unseen): the
+    labels of those scenes, split again by scene (`VALIDATION_FRACTION` for validation) by the same pipeline."""
+    from sr_real_core.data.files import write_jsonl
+    from sr_real_core.data.labels import QA_FILE, SCENES_FILE, SFT_FILE
+    from sr_real_core.data.replay import read_jsonl, rebase, robot_mixture
+
+    if not (out / "validation-data").is_dir():
+        train_scenes = set(json.loads((robot_data / "manifest.json").read_text())["scenes"]["train"])
+        labels, carved = out / "robot-labels", out / "validation-labels"
+        carved.mkdir(parents=True, exist_ok=True)
+        for name in (SCENES_FILE, QA_FILE, SFT_FILE):
+            write_jsonl(carved / name, [rebase(record, labels, carved) for record in read_jsonl(labels / name)
+                                        if record["scene_id"] in train_scenes])
+        # Another seed: the split is by a seeded hash of the scene id, so seed 0 would keep them all in train.
+        robot_mixture(carved, out / "validation-data", eval_fraction=VALIDATION_FRACTION, seed=1, qa={"per_scene": 8},
+                      sft={"total": None, "mix": FINETUNE_MIXTURE["sft"]["mix"]})
+    return out / "validation-data"
+
+
+VALIDATION_FRACTION = 0.3  # of the robot's training scenes, for --validation
 FINETUNE_MIXTURE = {"eval_fraction": 0.15, "qa": {"per_scene": 8}, "sft": {"total": None, "mix": {
     "lor_cot": 0.3, "dtr_cot": 0.3, "grounding_3d": 0.15, "grounding_2d": 0.0, "region_qa": 0.15}}}
 
@@ -192,25 +216,32 @@ def finetune(args: argparse.Namespace, out: Path) -> dict:
     else:
         base_model, original = _base_checkpoint(args.base_steps, out)
     robot_data = _robot_data(args.robot_scenes, out)
+    if args.validation:
+        robot_data = _validation_data(robot_data, out)
     # The recipe's LoRA (language model only, Adafactor) at batch 8 without checkpointing: the same update at a
     # fraction of the CPU time (the memory savings are measured by bench_train, not needed here).
     fast = {"gradient_checkpointing": False, "per_device_train_batch_size": 8, "gradient_accumulation_steps": 1}
-    tuned = train(continue_config(REPO / "training/configs/tiny-robot-lora.yaml",
-                                  {"output_dir": str(out / "robot-sft"), "data": {"mixture": str(robot_data)},
-                                   "trainer": {"max_steps": args.robot_steps, **fast}},
-                                  init_from=str(base_model), replay=str(original), replay_share=0.3))
+    trainer = {"max_steps": args.robot_steps, **fast, **({"learning_rate": args.lr} if args.lr else {})}
+    config = continue_config(REPO / "training/configs/tiny-robot-lora.yaml",
+                             {"output_dir": str(out / "robot-sft"), "data": {"mixture": str(robot_data)},
+                              "trainer": trainer},
+                             init_from=str(base_model), replay=str(original), replay_share=0.3)
+    tuned = train(config)
     trained = time.perf_counter()
     replayed = out / "robot-sft" / "data-replay"
     labelled = replayed / "labelled_eval.jsonl"  # empty when no held-out scene had a confirmed query
     heldout = {"robot": held_out_questions(replayed, args.questions, 0),
-               **({"robot_labelled": labelled} if labelled.read_text().strip() else {}),
-               "original": held_out_questions(replayed, args.questions, 0, source=ORIGINAL_EVAL,
-                                              target="original_heldout_eval")}
-    loss_sets = {"robot": replayed / "sft_eval.jsonl", "original": original / "sft_eval.jsonl"}
+               **({"robot_labelled": labelled} if labelled.read_text().strip() else {})}
+    loss_sets = {"robot": replayed / "sft_eval.jsonl"}
+    if not args.validation:  # the original held-out set is a test set: not used to choose the recipe
+        heldout["original"] = held_out_questions(replayed, args.questions, 0, source=ORIGINAL_EVAL,
+                                                 target="original_heldout_eval")
+        loss_sets["original"] = original / "sft_eval.jsonl"
     result = compare_checkpoints(base_model, tuned, heldout, out / "compare", path="auto",
                                  max_new_tokens=args.max_new_tokens, loss_sets=loss_sets,
                                  loss_records=args.loss_records)
     result["run"] = {"base": str(base_model), "original": str(original), "robot_steps": args.robot_steps,
+                     "learning_rate": config.trainer["learning_rate"], "validation": args.validation,
                      "max_new_tokens": args.max_new_tokens,
                      "robot_scenes": args.robot_scenes, "train_minutes": round((trained - began) / 60, 1),
                      "minutes": round((time.perf_counter() - began) / 60, 1), "load": _load()}
@@ -232,6 +263,10 @@ def main() -> None:
     parser.add_argument("--base-steps", type=int, default=200, help="SFT steps of the base trained here")
     parser.add_argument("--robot-scenes", type=int, default=40, help="scenes of the synthetic robot recording")
     parser.add_argument("--robot-steps", type=int, default=40)
+    parser.add_argument("--lr", type=float, help="the fine-tune's learning rate (default: the recipe's)")
+    parser.add_argument("--validation", action="store_true",
+                        help="choose the recipe: train on part of the robot's training scenes and evaluate on the "
+                             "rest (a validation split); the held-out scenes and the original set are not used")
     parser.add_argument("--questions", type=int, default=48, help="held-out questions per set (--finetune)")
     parser.add_argument("--loss-records", type=int, default=200, help="held-out SFT records per set (answer loss)")
     parser.add_argument("--max-new-tokens", type=int, default=384,
