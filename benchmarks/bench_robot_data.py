@@ -3,6 +3,8 @@ and peak memory on the tiny model, side by side with a full fine-tune.
 
     python benchmarks/bench_robot_data.py [--frames 60] [--steps 6]
     python benchmarks/bench_robot_data.py --finetune [--base-steps 200] [--robot-steps 40]   # the measured run
+    python benchmarks/bench_robot_data.py --finetune --base runs/quickstart/rl/final --original runs/quickstart/data
+        [--validation] [--lr 1e-4] [--robot-steps 60]
 
 import: rendered 640x480 RGB-D scenes (8 distinct, repeated with new stamps) written as rosbag2 bags (mcap and
 sqlite3): rgb8 Image + 16UC1 depth + CameraInfo + Detection2DArray per frame. `sr-real data from-bag` with depth
@@ -14,10 +16,16 @@ included): `on-device` is training/configs/tiny-robot-lora.yaml (batch 1 x 8 acc
 LoRA on the language model only, Adafactor); `full` trains every module with AdamW, batch 8, no checkpointing (the
 tiny SFT recipe). Median seconds per optimizer step after a warm-up step (8 samples each); nothing is asserted.
 
---finetune: the measured continued-training run. A base checkpoint (full SFT of the tiny model on a synthetic
-mixture of table-tops and rooms), then the on-device recipe from it on a synthetic robot recording (room scenes
+--finetune: the measured continued-training run. A base checkpoint (`--base` with the mixture it was trained on,
+`--original`, e.g. the quickstart's RL checkpoint; else a full SFT of the tiny model on a synthetic mixture of
+table-tops and rooms, trained here), then the on-device recipe from it on a synthetic robot recording (room scenes
 only, another seed, measured 3D labels) with a 0.3 replay share, and `sr-real train compare` on held-out robot
-scenes and the original held-out set. Prints and writes runs/bench-robot-finetune/compare.json.
+scenes and the original held-out set: accuracy on `--questions` held-out questions per set (auto path, 384 new
+tokens as in the quickstart) and the answer loss on `--loss-records` held-out SFT records per set (each mixture's
+sft_eval.jsonl). Nothing is written into `--original`. `--validation` chooses the recipe (`--lr`,
+`--robot-steps`) without touching a test set: it trains on 70% of the robot's training scenes and evaluates on the
+other 30% only (no held-out scene, no original set). Prints and writes OUT/compare/compare.json (default OUT
+runs/bench-robot-finetune); a finished stage (base, robot data, fine-tune) is reused when run again.
 """
 from __future__ import annotations
 
@@ -136,48 +144,110 @@ def bench_train(steps: int, root: Path) -> list[dict]:
     return rows
 
 
-def finetune(base_steps: int, robot_steps: int, questions: int, out: Path) -> dict:
-    """The measured continued-training run (see the module docstring)."""
+def _base_checkpoint(base_steps: int, out: Path) -> tuple[Path, Path]:
+    """(checkpoint, its mixture folder): a full SFT of the tiny model on a synthetic mixture of table-tops and rooms
+    (a finished stage is reused when the run is started again)."""
     from sr_real.training.config import load_config
-    from sr_real.training.continual import compare_checkpoints, continue_config, summary
-    from sr_real.training.quickstart import ScenesSettings, held_out_questions, synthetic_mixture
+    from sr_real.training.quickstart import ScenesSettings, synthetic_mixture
     from sr_real.training.train import train
+
+    if not (out / "original" / "data").is_dir():
+        synthetic_mixture(out / "original", ScenesSettings(num=120, size=(160, 120)), FINETUNE_MIXTURE, seed=0)
+    base = load_config(REPO / "training/configs/tiny-sft.yaml", {
+        "output_dir": str(out / "base"), "model": {"path": str(out / "tiny-model")},
+        "data": {"mixture": str(out / "original" / "data")}, "trainer": {"max_steps": base_steps}})
+    if not (out / "base" / "final").is_dir():
+        train(base)
+    return out / "base" / "final", out / "original" / "data"
+
+
+def _robot_data(scenes: int, out: Path) -> Path:
+    """The robot mixture of a synthetic recording: room scenes only, another seed, measured 3D labels."""
     from sr_real_core.data.from_bag import BagImportConfig, import_bag
     from sr_real_core.data.labels import convert_labels
     from sr_real_core.data.replay import robot_mixture
     from support.robot_bag import IMPORT_ARGS, write_robot_bag
 
-    began = time.perf_counter()
-    mixture = {"eval_fraction": 0.15, "qa": {"per_scene": 8}, "sft": {"total": None, "mix": {
-        "lor_cot": 0.3, "dtr_cot": 0.3, "grounding_3d": 0.15, "grounding_2d": 0.0, "region_qa": 0.15}}}
-    synthetic_mixture(out / "original", ScenesSettings(num=120, size=(160, 120)), mixture, seed=0)
-    base = load_config(REPO / "training/configs/tiny-sft.yaml", {
-        "output_dir": str(out / "base"), "model": {"path": str(out / "tiny-model")},
-        "data": {"mixture": str(out / "original" / "data")}, "trainer": {"max_steps": base_steps}})
-    base_model = out / "base" / "final"  # a finished stage is reused when the run is started again
-    if not base_model.is_dir():
-        train(base)
-    if not (out / "robot-labels").is_dir():
-        scenes = _rendered(40, (160, 120), out / "robot-scenes", seed=7, room_fraction=1.0)
-        import_bag(write_robot_bag(scenes, out / "robot-bag"), out / "robot-import", BagImportConfig(*IMPORT_ARGS[1::2]))
+    if not (out / "robot-data").is_dir():
+        rendered = _rendered(scenes, (160, 120), out / "robot-scenes", seed=7, room_fraction=1.0)
+        import_bag(write_robot_bag(rendered, out / "robot-bag"), out / "robot-import",
+                   BagImportConfig(*IMPORT_ARGS[1::2]))
         convert_labels(out / "robot-import", out / "robot-labels")
         robot_mixture(out / "robot-labels", out / "robot-data", eval_fraction=0.25, qa={"per_scene": 8},
-                      sft={"total": None, "mix": mixture["sft"]["mix"]})
+                      sft={"total": None, "mix": FINETUNE_MIXTURE["sft"]["mix"]})
+    return out / "robot-data"
+
+
+def _validation_data(robot_data: Path, out: Path) -> Path:
+    """A validation mixture carved from the robot's training scenes only (the held-out scenes stay unseen): the
+    labels of those scenes, split again by scene (`VALIDATION_FRACTION` for validation) by the same pipeline."""
+    from sr_real_core.data.files import write_jsonl
+    from sr_real_core.data.labels import QA_FILE, SCENES_FILE, SFT_FILE
+    from sr_real_core.data.replay import read_jsonl, rebase, robot_mixture
+
+    if not (out / "validation-data").is_dir():
+        train_scenes = set(json.loads((robot_data / "manifest.json").read_text())["scenes"]["train"])
+        labels, carved = out / "robot-labels", out / "validation-labels"
+        carved.mkdir(parents=True, exist_ok=True)
+        for name in (SCENES_FILE, QA_FILE, SFT_FILE):
+            write_jsonl(carved / name, [rebase(record, labels, carved) for record in read_jsonl(labels / name)
+                                        if record["scene_id"] in train_scenes])
+        # Another seed: the split is by a seeded hash of the scene id, so seed 0 would keep them all in train.
+        robot_mixture(carved, out / "validation-data", eval_fraction=VALIDATION_FRACTION, seed=1, qa={"per_scene": 8},
+                      sft={"total": None, "mix": FINETUNE_MIXTURE["sft"]["mix"]})
+    return out / "validation-data"
+
+
+VALIDATION_FRACTION = 0.3  # of the robot's training scenes, for --validation
+FINETUNE_MIXTURE = {"eval_fraction": 0.15, "qa": {"per_scene": 8}, "sft": {"total": None, "mix": {
+    "lor_cot": 0.3, "dtr_cot": 0.3, "grounding_3d": 0.15, "grounding_2d": 0.0, "region_qa": 0.15}}}
+
+
+def finetune(args: argparse.Namespace, out: Path) -> dict:
+    """The measured continued-training run (see the module docstring)."""
+    from sr_real.training.continual import checked_checkpoint, compare_checkpoints, continue_config, summary
+    from sr_real.training.quickstart import held_out_questions
+    from sr_real.training.train import train
+    from sr_real_core.data.replay import ORIGINAL_EVAL
+
+    began = time.perf_counter()
+    if args.base:
+        base_model, original = checked_checkpoint(args.base), Path(args.original)
+    else:
+        base_model, original = _base_checkpoint(args.base_steps, out)
+    robot_data = _robot_data(args.robot_scenes, out)
+    if args.validation:
+        robot_data = _validation_data(robot_data, out)
     # The recipe's LoRA (language model only, Adafactor) at batch 8 without checkpointing: the same update at a
     # fraction of the CPU time (the memory savings are measured by bench_train, not needed here).
     fast = {"gradient_checkpointing": False, "per_device_train_batch_size": 8, "gradient_accumulation_steps": 1}
-    tuned = train(continue_config(REPO / "training/configs/tiny-robot-lora.yaml",
-                                  {"output_dir": str(out / "robot-sft"), "data": {"mixture": str(out / "robot-data")},
-                                   "trainer": {"max_steps": robot_steps, **fast}},
-                                  init_from=str(base_model), replay=str(out / "original" / "data"), replay_share=0.3))
+    trainer = {"max_steps": args.robot_steps, **fast, **({"learning_rate": args.lr} if args.lr else {})}
+    config = continue_config(REPO / "training/configs/tiny-robot-lora.yaml",
+                             {"output_dir": str(out / "robot-sft"), "data": {"mixture": str(robot_data)},
+                              "trainer": trainer},
+                             init_from=str(base_model), replay=str(original), replay_share=0.3)
+    tuned = train(config)
+    trained = time.perf_counter()
     replayed = out / "robot-sft" / "data-replay"
-    heldout = {"robot": held_out_questions(replayed, questions, 0), "robot_labelled": replayed / "labelled_eval.jsonl",
-               "original": held_out_questions(out / "original" / "data", questions, 0)}
-    result = compare_checkpoints(base_model, tuned, heldout, out / "compare", path="auto", max_new_tokens=256)
-    result["minutes"] = round((time.perf_counter() - began) / 60, 1)
-    result["load"] = _load()
+    labelled = replayed / "labelled_eval.jsonl"  # empty when no held-out scene had a confirmed query
+    heldout = {"robot": held_out_questions(replayed, args.questions, 0),
+               **({"robot_labelled": labelled} if labelled.read_text().strip() else {})}
+    loss_sets = {"robot": replayed / "sft_eval.jsonl"}
+    if not args.validation:  # the original held-out set is a test set: not used to choose the recipe
+        heldout["original"] = held_out_questions(replayed, args.questions, 0, source=ORIGINAL_EVAL,
+                                                 target="original_heldout_eval")
+        loss_sets["original"] = original / "sft_eval.jsonl"
+    result = compare_checkpoints(base_model, tuned, heldout, out / "compare", path="auto",
+                                 max_new_tokens=args.max_new_tokens, loss_sets=loss_sets,
+                                 loss_records=args.loss_records)
+    result["run"] = {"base": str(base_model), "original": str(original), "robot_steps": args.robot_steps,
+                     "learning_rate": config.trainer["learning_rate"], "validation": args.validation,
+                     "max_new_tokens": args.max_new_tokens,
+                     "robot_scenes": args.robot_scenes, "train_minutes": round((trained - began) / 60, 1),
+                     "minutes": round((time.perf_counter() - began) / 60, 1), "load": _load()}
     (out / "compare" / "compare.json").write_text(json.dumps(result, indent=2) + "\n")
     print(summary(result))
+    print(json.dumps(result["run"]))
     return result
 
 
@@ -187,9 +257,21 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=6)
     parser.add_argument("--sections", default="import,train", help="import, train or both (default)")
     parser.add_argument("--finetune", action="store_true")
-    parser.add_argument("--base-steps", type=int, default=200)
+    parser.add_argument("--base", help="--finetune from this trained checkpoint (with --original) instead of a base "
+                                       "trained here")
+    parser.add_argument("--original", help="the mixture folder --base was trained on (replay and original held-out)")
+    parser.add_argument("--base-steps", type=int, default=200, help="SFT steps of the base trained here")
+    parser.add_argument("--robot-scenes", type=int, default=40, help="scenes of the synthetic robot recording")
     parser.add_argument("--robot-steps", type=int, default=40)
+    parser.add_argument("--lr", type=float, help="the fine-tune's learning rate (default: the recipe's)")
+    parser.add_argument("--validation", action="store_true",
+                        help="choose the recipe: train on part of the robot's training scenes and evaluate on the "
+                             "rest (a validation split); the held-out scenes and the original set are not used")
     parser.add_argument("--questions", type=int, default=48, help="held-out questions per set (--finetune)")
+    parser.add_argument("--loss-records", type=int, default=200, help="held-out SFT records per set (answer loss)")
+    parser.add_argument("--max-new-tokens", type=int, default=384,
+                        help="--finetune's evaluation (384, the quickstart's: fewer truncate DTR completions)")
+    parser.add_argument("--out", type=Path, default=REPO / "runs" / "bench-robot-finetune", help="--finetune's folder")
     parser.add_argument("--train-child", nargs=5, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.train_child:
@@ -197,7 +279,9 @@ def main() -> None:
         _train_child(variant, model, mixture, out, int(steps))
         return
     if args.finetune:
-        finetune(args.base_steps, args.robot_steps, args.questions, REPO / "runs" / "bench-robot-finetune")
+        if bool(args.base) != bool(args.original):
+            parser.error("--base and --original go together")
+        finetune(args, args.out)
         return
     with tempfile.TemporaryDirectory() as folder:
         root = Path(folder)

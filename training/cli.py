@@ -62,16 +62,21 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         for qa in (args.robot_qa, args.original_qa):
             if not Path(qa).is_file():
                 raise ConfigError(f"{qa}: no such QA file")
+        loss_sets = {name: file for name, file in (("robot", args.robot_sft), ("original", args.original_sft)) if file}
+        for file in loss_sets.values():
+            if not Path(file).is_file():
+                raise ConfigError(f"{file}: no such SFT records file")
     except ConfigError as error:
         return _fail(error)
     result = compare_checkpoints(args.before, args.after, {"robot": args.robot_qa, "original": args.original_qa},
-                                 args.out, path=args.path, margin=args.margin, max_new_tokens=args.max_new_tokens)
+                                 args.out, path=args.path, margin=args.margin, max_new_tokens=args.max_new_tokens,
+                                 loss_sets=loss_sets, loss_margin=args.loss_margin, loss_records=args.loss_records)
     print(summary(result))
     return 0
 
 
 def register(commands: argparse._SubParsersAction) -> None:
-    from sr_real.training.continual import FORGETTING_MARGIN
+    from sr_real.training.continual import FORGETTING_MARGIN, LOSS_MARGIN, LOSS_RECORDS
     from sr_real.training.quickstart import DEFAULT_RECIPE
 
     train = commands.add_parser("train", help="cold-start SFT, GRPO, the CPU quickstart and the ablations")
@@ -115,4 +120,12 @@ def register(commands: argparse._SubParsersAction) -> None:
     compare.add_argument("--margin", type=float, default=FORGETTING_MARGIN,
                          help=f"accuracy loss on the original set that counts as forgetting ({FORGETTING_MARGIN})")
     compare.add_argument("--max-new-tokens", type=int, default=384)
+    compare.add_argument("--robot-sft", help="held-out robot SFT records (the answer loss), e.g. the mixture's "
+                                             "sft_eval.jsonl")
+    compare.add_argument("--original-sft", help="the original held-out SFT records (the answer loss)")
+    compare.add_argument("--loss-margin", type=float, default=LOSS_MARGIN,
+                         help=f"rise of the original answer loss (nats/token, upper end of its 95%% interval) that "
+                              f"counts as forgetting ({LOSS_MARGIN})")
+    compare.add_argument("--loss-records", type=int, default=LOSS_RECORDS,
+                         help=f"held-out SFT records scored per set (a seeded draw; default {LOSS_RECORDS})")
     compare.set_defaults(handler=_cmd_compare)

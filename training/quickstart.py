@@ -151,11 +151,13 @@ def synthetic_mixture(out: Path, scenes: ScenesSettings, mixture: dict[str, Any]
     return scenes_file, json.loads(build_mixture(config).read_text())
 
 
-def held_out_questions(mixture_dir: Path, count: int, seed: int) -> Path:
-    """A fixed random subset of the held-out RL questions, written beside them (their paths stay valid)."""
-    lines = (mixture_dir / "rl_eval.jsonl").read_text(encoding="utf-8").splitlines()
+def held_out_questions(mixture_dir: Path, count: int, seed: int, source: str = "rl_eval",
+                       target: str = "heldout_eval") -> Path:
+    """A fixed random subset of the held-out RL questions (`source`.jsonl), written beside them as `target`.jsonl
+    (their paths stay valid)."""
+    lines = (mixture_dir / f"{source}.jsonl").read_text(encoding="utf-8").splitlines()
     chosen = sorted(random.Random(seed).sample(range(len(lines)), min(count, len(lines))))
-    path = mixture_dir / "heldout_eval.jsonl"
+    path = mixture_dir / f"{target}.jsonl"
     path.write_text("".join(lines[i] + "\n" for i in chosen), encoding="utf-8")
     return path
 

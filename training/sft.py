@@ -74,3 +74,24 @@ def build_sft_trainer(model, processor, args, train_dataset, use_depth: bool, ca
     collator = SpatialSFTCollator(processor, use_depth=use_depth, max_length=args.max_length)
     return SRRealSFTTrainer(model=model, args=args, train_dataset=train_dataset, processing_class=processor,
                             data_collator=collator, callbacks=list(callbacks))
+
+
+@torch.no_grad()
+def record_losses(model, processor, records: Sequence[Mapping[str, Any]], use_depth: bool = True,
+                  batch_size: int = 8) -> list[dict[str, Any]]:
+    """The SFT loss of each record, teacher-forced through the training collator: {"id", "nll" (summed over the
+    record's assistant tokens, nats), "tokens"}. Records are mixture records with decoded images (`load_mixture`)."""
+    collator = SpatialSFTCollator(processor, use_depth=use_depth)
+    model.eval()
+    rows = []
+    for start in range(0, len(records), batch_size):
+        chunk = [records[i] for i in range(start, min(start + batch_size, len(records)))]
+        batch = collator(chunk)
+        labels = batch.pop("labels")[:, 1:]  # position t predicts token t + 1, as the model's own loss shifts
+        logits = model(**batch).logits[:, :-1].float()
+        nll = torch.nn.functional.cross_entropy(logits.transpose(1, 2), labels, ignore_index=IGNORE_INDEX,
+                                                reduction="none")
+        tokens = (labels != IGNORE_INDEX).sum(dim=1)
+        rows.extend({"id": record["id"], "nll": float(value), "tokens": int(count)}
+                    for record, value, count in zip(chunk, nll.sum(dim=1), tokens))
+    return rows

@@ -43,7 +43,7 @@ import numpy as np
 from sr_real_core.data import robot
 from sr_real_core.errors import staged_output
 from sr_real_core.geometry import CalibrationError, Intrinsics
-from sr_real_core.ros.bag import BagError, open_bag, topic_name
+from sr_real_core.ros.bag import open_bag, topic_name
 from sr_real_core.ros.feedback import FeedbackError, parse_feedback
 from sr_real_core.ros.msgs import (ImageMessageError, camera_info_intrinsics, compressed_to_rgb, depth_to_metres,
                                    detection_box, detection_label, image_to_rgb, stamp_seconds)
@@ -308,7 +308,7 @@ class _Writer:
         for answer in answers:
             boxes += robot.query_objects(answer)
         objects = robot.scene_objects(boxes, depth, plan.intrinsics, self.counts)
-        queries = [robot.query_record(answer) | {"feedback": self.index.feedback.get(str(answer.get("id")))}
+        queries = [robot.query_record(answer) | {"feedback": robot.feedback_for(answer, self.index.feedback)}
                    for answer in answers]
         self.queries["on_imported_frames"] += len(queries)
         self.queries["with_feedback"] += sum(q["feedback"] is not None for q in queries)
@@ -343,7 +343,7 @@ def _second_pass(bag: Path, roles: dict[str, str], plans: list[_Plan], writer: _
 
 def import_bag(bag: str | Path, out: str | Path, config: BagImportConfig) -> dict[str, Any]:
     """Import `bag` into the dataset folder `out` (see the module docstring); returns the import report.
-    Raises BagImportError (or BagError) for an unusable bag or option, leaving nothing behind."""
+    Raises BagImportError (or ros.bag.BagError) for an unusable bag or option, leaving nothing behind."""
     bag, out = Path(bag), Path(out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise BagImportError(f"--out {out}: exists and is not empty; choose a new folder")

@@ -7,8 +7,13 @@ recorder) -> training inputs.
   its region objects measured from depth as `gt_centers` (flagged `centers_measured`).
 - `sft_labelled.jsonl`: the same questions as SFT records in the mixture's format (`data.mixture`, kind
   `region_qa`: the question and its answer convention -> the confirmed answer).
-- `scenes.jsonl`: every frame (paths rebased onto the dataset's files, nothing copied), for the data engine's
-  question generator (`sr-real data qa` / `data build`), which asks about the objects with measured centres.
+- `scenes.jsonl`: every frame, labelled or not (paths rebased onto the dataset's files, nothing copied), for the
+  data engine's question generator (`sr-real data qa` / `data build`), which asks about the objects with measured
+  centres.
+
+Feedback names its query by id, so only queries asked with an `id` can be labelled; the node keeps the id the
+query came with and assigns none (`ros.requests`), so a query sent without one is counted as unlabelled (its
+frame is still a scene record).
 - `labels_report.json`: counts (queries, labelled, unlabelled and why, frames with 3D objects).
 
 Written to a temporary folder and renamed when complete.
@@ -23,7 +28,7 @@ from typing import Any
 from sr_real_core.answers import canonical_solution
 from sr_real_core.data import robot
 from sr_real_core.data.files import write_jsonl
-from sr_real_core.data.mixture import _conversation
+from sr_real_core.data.mixture import conversation
 from sr_real_core.errors import staged_output
 from sr_real_core.data.qa import relative_path, scene_references
 from sr_real_core.grammar import answer_instruction
@@ -89,8 +94,8 @@ def sft_record(record: dict[str, Any]) -> dict[str, Any]:
     prompt = f"{record['question']}\n{answer_instruction(record['answer_type'])}"
     visuals = {"regions": record["regions"]} | {key: record[key] for key in ("depth", "depth_unit", "intrinsics", "up")
                                                  if key in record}
-    return _conversation(record["id"], "region_qa", CATEGORY, record["scene_id"], prompt, record["answer"],
-                         record["image"], visuals)
+    return conversation(record["id"], "region_qa", CATEGORY, record["scene_id"], prompt, record["answer"],
+                        record["image"], visuals)
 
 
 def convert_labels(dataset: str | Path, out: str | Path) -> dict[str, Any]:
@@ -109,10 +114,10 @@ def convert_labels(dataset: str | Path, out: str | Path) -> dict[str, Any]:
         counts["frames_with_3d_objects"] += any(obj.center_3d is not None for obj in scene.objects)
         for query in scene.extra.get("queries") or []:
             counts["queries"] += 1
-            feedback = recorded_feedback.get(str(query.get("id"))) or query.get("feedback")
+            feedback = robot.feedback_for(query, recorded_feedback) or query.get("feedback")
             label = confirmed_answer(feedback, query.get("answer"))
             if label is None:
-                counts["unlabelled: " + ("no feedback" if not feedback else "marked wrong, no answer given")] += 1
+                counts["unlabelled: " + _why_unlabelled(query, feedback)] += 1
                 continue
             record = labelled_record(scene, query, label, out)
             if record is None:
@@ -122,6 +127,12 @@ def convert_labels(dataset: str | Path, out: str | Path) -> dict[str, Any]:
     counts["labelled"] = len(records)
     _write(out, scenes, records, dict(sorted(counts.items())))
     return dict(sorted(counts.items()))
+
+
+def _why_unlabelled(query: dict[str, Any], feedback: Any) -> str:
+    if feedback:
+        return "marked wrong, no answer given"
+    return "no feedback" if query.get("id") is not None else "asked without an id (feedback cannot name it)"
 
 
 def _write(out: Path, scenes: list[Scene], records: list[dict[str, Any]], counts: dict[str, Any]) -> None:

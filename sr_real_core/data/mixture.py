@@ -193,8 +193,8 @@ def split_scenes(scene_ids: list[str], eval_fraction: float, seed: int) -> dict[
 # ------------------------------------------------------------------------------------------- SFT records
 
 
-def _conversation(record_id: str, kind: str, category: str, scene_id: str, prompt: str, completion: str,
-                  image: str, visuals: dict[str, Any]) -> dict[str, Any]:
+def conversation(record_id: str, kind: str, category: str, scene_id: str, prompt: str, completion: str,
+                 image: str, visuals: dict[str, Any]) -> dict[str, Any]:
     """An SFT record; ``visuals`` are its ``regions`` (one per <region> token) and scene references."""
     return {
         "id": f"{record_id}-{kind}",
@@ -219,15 +219,15 @@ def question_sft_records(question: dict[str, Any]) -> dict[str, dict[str, Any]]:
     common = (question["category"], question["scene_id"])
     image, visuals = _shown_image(question), _question_visuals(question)
     records = {
-        f"{path}_cot": _conversation(question["id"], f"{path}_cot", *common,
-                                     build_prompt(question["question"], path, question["answer_type"]),
-                                     question["completions"][path], image, visuals)
+        f"{path}_cot": conversation(question["id"], f"{path}_cot", *common,
+                                    build_prompt(question["question"], path, question["answer_type"]),
+                                    question["completions"][path], image, visuals)
         for path in PATHS
     }
     if question["regions"]:
         prompt = f"{question['question']}\n{answer_instruction(question['answer_type'])}"
-        records["region_qa"] = _conversation(question["id"], "region_qa", *common, prompt, question["answer"],
-                                             image, visuals)
+        records["region_qa"] = conversation(question["id"], "region_qa", *common, prompt, question["answer"],
+                                            image, visuals)
     return records
 
 
@@ -267,9 +267,9 @@ class _Grounding:
                 image = scene.load_image()
             marked = f"marked/{record_id}.png"
             write_image(self.out_dir / marked, marks.draw_regions(image, [Region.from_annotation(r) for r in regions]))
-            records.append(_conversation(record_id, "grounding_3d", "grounding_3d", scene.scene_id,
-                                         build_prompt(question, "dtr"), render_dtr(detections, think, answer), marked,
-                                         {"regions": regions} | self.references))
+            records.append(conversation(record_id, "grounding_3d", "grounding_3d", scene.scene_id,
+                                        build_prompt(question, "dtr"), render_dtr(detections, think, answer), marked,
+                                        {"regions": regions} | self.references))
         return records
 
     def _groups(self, indices: list[int], passes: int) -> list[list[int]]:
@@ -295,10 +295,10 @@ class _Grounding:
             think = (f"The {obj.name} is {where}. Its left edge is at x = {x1} and its right edge at x = {x2}; "
                      f"its top is at y = {y1} and its bottom at y = {y2}. So the answer is [{x1}, {y1}, {x2}, {y2}].")
             question = f"Where is the {obj.name} in the image? Give its bounding box [x1, y1, x2, y2] in pixels."
-            records.append(_conversation(f"{scene.scene_id}-b{index:02d}", "grounding_2d", "grounding_2d",
-                                         scene.scene_id, build_prompt(question, "lor"),
-                                         render_lor(think, f"[{x1}, {y1}, {x2}, {y2}]"), self.image_path,
-                                         {"regions": []} | self.references))
+            records.append(conversation(f"{scene.scene_id}-b{index:02d}", "grounding_2d", "grounding_2d",
+                                        scene.scene_id, build_prompt(question, "lor"),
+                                        render_lor(think, f"[{x1}, {y1}, {x2}, {y2}]"), self.image_path,
+                                        {"regions": []} | self.references))
         return records
 
 

@@ -132,6 +132,12 @@ def query_record(answer: dict[str, Any]) -> dict[str, Any]:
     return {key: answer.get(key) for key in keys}
 
 
+def feedback_for(query: dict[str, Any], feedback: dict[str, Any]) -> Any:
+    """The feedback ({query id: feedback}) on a recorded query; None for a query asked without an id (feedback
+    names its query by id, so such a query cannot be labelled; its frame is still a scene record)."""
+    return None if query.get("id") is None else feedback.get(str(query["id"]))
+
+
 def query_objects(answer: dict[str, Any]) -> list[BoxObject]:
     """The regions of an answered query as objects, named by the model's detection for that region when it
     gave one (else "object"; the mark, e.g. "red bbox", stays in `ref`)."""
