@@ -54,6 +54,9 @@ def test_the_quickstart_writes_metrics_of_the_documented_shape_and_a_report(quic
     report = (root / "quickstart" / "report.md").read_text()
     assert "## Targets" in report and "## Ablations" in report
     assert (root / "quickstart" / "rl" / "final" / "model.safetensors").is_file()
+    assert "Copy pretraining before SFT" in report  # the pretrain stage's figures, before SR-REAL's SFT
+    sft_config = yaml.safe_load((root / "quickstart" / "sft" / "config.yaml").read_text())
+    assert sft_config["model"]["path"] == str(root / "quickstart" / "pretrain")
 
 
 def test_the_ablations_train_every_variant_and_extend_the_report(quickstart):

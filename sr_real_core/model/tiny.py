@@ -167,7 +167,7 @@ def tiny_processor(tokenizer):
     size = {"shortest_edge": 56 * 56, "longest_edge": TINY_MAX_PIXELS}
     return SRRealProcessor(image_processor=Qwen2VLImageProcessor(size=size),
                            tokenizer=tokenizer, video_processor=Qwen2VLVideoProcessor(size=size),
-                           chat_template=CHAT_TEMPLATE)
+                           chat_template=CHAT_TEMPLATE, evidence_text=True)
 
 
 def write_tiny_model(out: str | Path, seed: int = 0) -> Path:
