@@ -92,8 +92,11 @@ def test_the_evidence_path_learns_a_region_coordinate_in_a_few_steps(tiny_dir):
 def test_metric_evidence_is_written_after_each_region_token_when_the_processor_says_so(tiny, tmp_path):
     from sr_real_core.model.processing import SRRealProcessor, evidence_words
 
-    _, processor = tiny
-    assert processor.evidence_text  # new tiny models have it
+    from sr_real_core.model.tiny import tiny_processor
+
+    default = tiny[1]
+    assert not default.evidence_text and "measured" not in default.tokenizer.decode(encode(default)["input_ids"][0])
+    processor = tiny_processor(default.tokenizer, evidence_text=True)
     batch = encode(processor)
     text = processor.tokenizer.decode(batch["input_ids"][0])
     words = [evidence_words(row) for row in batch["region_points"].numpy()]
@@ -157,6 +160,6 @@ def test_a_converted_backbone_starts_its_region_gains_at_its_embedding_scale(tin
                         chat_template=processor.chat_template).save_pretrained(tmp_path)
     model, converted = load_model(tmp_path)
     scale = model.model.get_input_embeddings().weight.pow(2).mean().sqrt()
-    assert model.config.region_evidence and converted.evidence_text
+    assert model.config.region_evidence and not converted.evidence_text
     assert torch.allclose(model.model.region_norm.weight, scale.expand(model.config.text_config.hidden_size))
     assert torch.allclose(model.model.region_point_encoder.norm.weight, model.model.region_norm.weight)

@@ -34,7 +34,7 @@ def test_pretraining_lowers_the_copy_loss_and_writes_a_loadable_checkpoint(tiny_
     saved = json.loads((tmp_path / "pretrained" / "pretrain.json").read_text())
     assert saved["last_loss"] == figures["last_loss"]
     model, processor = load_model(tmp_path / "pretrained")
-    assert processor.evidence_text and model.config.region_evidence
+    assert model.config.region_evidence and processor.tokenizer.pad_token_id is not None
     assert not list(tmp_path.glob(".pretrained.*"))  # staged and renamed
     assert pretrain_copy(tiny_dir, tmp_path / "pretrained", settings) == saved  # a finished stage is reused
 

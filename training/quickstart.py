@@ -67,6 +67,7 @@ class QuickstartConfig:
     seed: int = 0
     scenes: ScenesSettings = field(default_factory=ScenesSettings)
     mixture: dict[str, Any] = field(default_factory=dict)  # sr_real_core.data.mixture.MixtureConfig fields
+    evidence_text: bool = False  # the tiny model's processor writes the regions' measured evidence as text
     pretrain: PretrainSettings = field(default_factory=lambda: PretrainSettings(steps=0))  # 0 steps: none
     eval: EvalSettings = field(default_factory=EvalSettings)
     showcase: ShowcaseSettings = field(default_factory=ShowcaseSettings)
@@ -111,6 +112,10 @@ def run_quickstart(out: str | Path = "runs/quickstart", recipe: str | Path = DEF
     with clock.stage("scenes + mixture"):
         scenes, manifest = synthetic_mixture(out, config.scenes, config.mixture, config.seed)
     start, pretrain = out / "tiny-model", None
+    if not start.is_dir():
+        from sr_real_core.model.tiny import write_tiny_model
+
+        write_tiny_model(start, seed=config.seed, evidence_text=config.evidence_text)
     if config.pretrain.steps:
         with clock.stage("pretrain"):
             start, pretrain = _pretrained(out, config, max_steps)
@@ -145,13 +150,9 @@ def run_quickstart(out: str | Path = "runs/quickstart", recipe: str | Path = DEF
 
 
 def _pretrained(out: Path, config: QuickstartConfig, max_steps: int | None) -> tuple[Path, dict[str, Any]]:
-    """The tiny model (written if missing), copy-pretrained into out/pretrain (training/pretrain.py), and the
-    stage's figures."""
+    """The tiny model copy-pretrained into out/pretrain (training/pretrain.py), and the stage's figures."""
     from sr_real.training.pretrain import pretrain_copy
-    from sr_real_core.model.tiny import write_tiny_model
 
-    if not (out / "tiny-model").is_dir():
-        write_tiny_model(out / "tiny-model", seed=config.seed)
     settings = config.pretrain
     if max_steps is not None:
         settings = dataclasses.replace(settings, steps=min(settings.steps, max_steps), check_samples=4)

@@ -81,7 +81,6 @@ def _from_pretrained(directory: Path, config, processor, options: dict):
         if len(processor.tokenizer) > model.config.text_config.vocab_size:
             model.resize_token_embeddings(len(processor.tokenizer), pad_to_multiple_of=64)
         model.model.match_region_scale()
-        processor.evidence_text = True  # a new SR-REAL model: regions' measured 3D evidence also as text
     else:
         raise ValueError(f"checkpoint {str(directory)!r} is a {config.model_type!r} model; SR-REAL loads "
                          f"{SRRealConfig.model_type!r} and Qwen2.5-VL ('qwen2_5_vl') checkpoints")
