@@ -89,6 +89,36 @@ def test_the_evidence_path_learns_a_region_coordinate_in_a_few_steps(tiny_dir):
     assert loss.item() < 0.01  # x in [-2, 2] m read to ~0.1 m
 
 
+def test_metric_evidence_is_written_after_each_region_token_when_the_processor_says_so(tiny, tmp_path):
+    from sr_real_core.model.processing import SRRealProcessor, evidence_words
+
+    from sr_real_core.model.tiny import tiny_processor
+
+    default = tiny[1]
+    assert not default.evidence_text and "measured" not in default.tokenizer.decode(encode(default)["input_ids"][0])
+    processor = tiny_processor(default.tokenizer, evidence_text=True)
+    batch = encode(processor)
+    text = processor.tokenizer.decode(batch["input_ids"][0])
+    words = [evidence_words(row) for row in batch["region_points"].numpy()]
+    assert words[0].startswith(" (measured: centre ") and words[0] != words[1]
+    assert f"red bbox <region>{words[0]} left of the blue bbox <region>{words[1]}?" in text
+    centre = [float(value) for value in words[0].split("centre ")[1].split(" m")[0].split(",")]
+    assert np.allclose(centre, batch["region_points"][0, :3].numpy(), atol=0.005)
+    assert (batch["input_ids"] == processor.region_token_id).sum() == 2  # one region token per region still
+    for unwritten in (encode(processor, intrinsics=False), encode(processor, depth=False)):  # not metres / none
+        assert "measured" not in processor.tokenizer.decode(unwritten["input_ids"][0])
+
+    processor.save_pretrained(tmp_path)
+    assert SRRealProcessor.from_pretrained(tmp_path).evidence_text
+    config = json.loads((tmp_path / "processor_config.json").read_text())
+    del config["evidence_text"]  # a processor saved before the setting existed reads its text as before
+    (tmp_path / "processor_config.json").write_text(json.dumps(config))
+    old = SRRealProcessor.from_pretrained(tmp_path)
+    assert not old.evidence_text
+    assert torch.equal(encode(old)["region_points"], batch["region_points"])
+    assert "measured" not in old.tokenizer.decode(encode(old)["input_ids"][0])
+
+
 def test_checkpoints_without_the_path_load_and_compute_as_before(tiny_dir, tmp_path):
     import shutil
 
@@ -128,8 +158,8 @@ def test_a_converted_backbone_starts_its_region_gains_at_its_embedding_scale(tin
     Qwen2_5_VLProcessor(image_processor=processor.image_processor, tokenizer=tokenizer,
                         video_processor=processor.video_processor,
                         chat_template=processor.chat_template).save_pretrained(tmp_path)
-    model, _ = load_model(tmp_path)
+    model, converted = load_model(tmp_path)
     scale = model.model.get_input_embeddings().weight.pow(2).mean().sqrt()
-    assert model.config.region_evidence
+    assert model.config.region_evidence and not converted.evidence_text
     assert torch.allclose(model.model.region_norm.weight, scale.expand(model.config.text_config.hidden_size))
     assert torch.allclose(model.model.region_point_encoder.norm.weight, model.model.region_norm.weight)

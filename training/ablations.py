@@ -46,7 +46,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
 def run_ablations(out: str | Path = "runs/ablations", quickstart: str | Path = "runs/quickstart",
                   recipe: str | Path | None = None, max_steps: int | None = None) -> dict[str, Any]:
     from sr_real.training.evaluate import evaluate_paths
-    from sr_real.training.quickstart import DEFAULT_RECIPE, load_recipe, run_quickstart
+    from sr_real.training.quickstart import DEFAULT_RECIPE, load_recipe, run_quickstart, start_model
     from sr_real.training.train import train
 
     recipe = recipe or DEFAULT_RECIPE
@@ -64,7 +64,7 @@ def run_ablations(out: str | Path = "runs/ablations", quickstart: str | Path = "
         if variant["sft"] is None:
             sft_model = quickstart / "sft" / "final"
         else:
-            start = {**common, "output_dir": str(out / name / "sft"), "model": {"path": str(quickstart / "tiny-model")}}
+            start = {**common, "output_dir": str(out / name / "sft"), "model": {"path": str(start_model(quickstart))}}
             sft = load_config(config.sft, start | _deep(variant["sft"], common))
             sft_model = train(sft, max_steps)
         rl = load_config(config.rl, {**common, "output_dir": str(out / name / "rl"), "model": {"path": str(sft_model)},

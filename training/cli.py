@@ -1,4 +1,4 @@
-"""`sr-real train {sft, rl, quickstart, ablations}`. Heavy imports stay inside the handlers."""
+"""`sr-real train {sft, rl, quickstart, pretrain, ablations, compare}`. Heavy imports stay inside the handlers."""
 from __future__ import annotations
 
 import argparse
@@ -38,6 +38,25 @@ def _cmd_quickstart(args: argparse.Namespace) -> int:
         run_quickstart(args.out, args.recipe, args.max_steps)
     except ConfigError as error:
         return _fail(error)
+    return 0
+
+
+def _cmd_pretrain(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from sr_real.training.config import ConfigError
+    from sr_real.training.pretrain import PretrainSettings, pretrain_copy
+
+    try:
+        if not (Path(args.model) / "config.json").is_file():
+            raise ConfigError(f"--model {args.model}: not a checkpoint directory (no config.json)")
+        if args.steps < 1:
+            raise ConfigError(f"--steps: expected a positive number of steps, got {args.steps}")
+    except ConfigError as error:
+        return _fail(error)
+    figures = pretrain_copy(args.model, args.out, dataclasses.replace(PretrainSettings(), steps=args.steps),
+                            seed=args.seed)
+    print(f"exact copies {figures['exact_copy_before']:.0%} -> {figures['exact_copy_after']:.0%}: {args.out}")
     return 0
 
 
@@ -99,6 +118,14 @@ def register(commands: argparse._SubParsersAction) -> None:
     quickstart.add_argument("--recipe", default=str(DEFAULT_RECIPE), help="quickstart recipe YAML")
     quickstart.add_argument("--max-steps", type=int, default=None, help="cap SFT and RL steps (smoke runs)")
     quickstart.set_defaults(handler=_cmd_quickstart)
+
+    pretrain = actions.add_parser("pretrain", help="copy pretraining of a random-init model before SFT (text only, "
+                                                   "generic; the quickstart's pretrain stage)")
+    pretrain.add_argument("--model", required=True, help="checkpoint to start from, e.g. runs/quickstart/tiny-model")
+    pretrain.add_argument("--out", required=True, help="output checkpoint folder (+ pretrain.json)")
+    pretrain.add_argument("--steps", type=int, default=400, help="optimizer steps of 32 sequences (400)")
+    pretrain.add_argument("--seed", type=int, default=0)
+    pretrain.set_defaults(handler=_cmd_pretrain)
 
     ablations = actions.add_parser("ablations",
                                    help="the paper's ablations at quickstart scale (not part of make demo)")

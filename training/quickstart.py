@@ -2,6 +2,7 @@
 
     scenes    render synthetic RGB-D scenes (pybullet)                   sr_real_core.data.synth
     mixture   questions, chains of thought, SFT + RL records by scene    sr_real_core.data.mixture
+    pretrain  copy pretraining of the tiny model (text only, generic)    training/pretrain.py
     sft       cold-start SFT of the tiny model (a few M parameters)      training/configs/tiny-sft.yaml
     rl        dual-path GRPO from the SFT checkpoint                     training/configs/tiny-rl.yaml
     eval      held-out scenes, per path (LOR / DTR / auto), before and after RL
@@ -30,6 +31,7 @@ from typing import Any
 import yaml
 
 from sr_real.training.config import ConfigError, from_mapping, load_config
+from sr_real.training.pretrain import PretrainSettings
 from sr_real.training.showcase import RealFrame
 from sr_real_core.query import PROMPT_PATHS
 
@@ -65,6 +67,8 @@ class QuickstartConfig:
     seed: int = 0
     scenes: ScenesSettings = field(default_factory=ScenesSettings)
     mixture: dict[str, Any] = field(default_factory=dict)  # sr_real_core.data.mixture.MixtureConfig fields
+    evidence_text: bool = False  # the tiny model's processor writes the regions' measured evidence as text
+    pretrain: PretrainSettings = field(default_factory=lambda: PretrainSettings(steps=0))  # 0 steps: none
     eval: EvalSettings = field(default_factory=EvalSettings)
     showcase: ShowcaseSettings = field(default_factory=ShowcaseSettings)
 
@@ -107,9 +111,17 @@ def run_quickstart(out: str | Path = "runs/quickstart", recipe: str | Path = DEF
     clock = Stopwatch()
     with clock.stage("scenes + mixture"):
         scenes, manifest = synthetic_mixture(out, config.scenes, config.mixture, config.seed)
+    start, pretrain = out / "tiny-model", None
+    if not start.is_dir():
+        from sr_real_core.model.tiny import write_tiny_model
+
+        write_tiny_model(start, seed=config.seed, evidence_text=config.evidence_text)
+    if config.pretrain.steps:
+        with clock.stage("pretrain"):
+            start, pretrain = _pretrained(out, config, max_steps)
     with clock.stage("sft"):
         sft = load_config(REPO / config.sft, {"output_dir": str(out / "sft"), "seed": config.seed,
-                                              "model": {"path": str(out / "tiny-model")},
+                                              "model": {"path": str(start)},
                                               "data": {"mixture": str(out / "data")}})
         sft_model = train(sft, max_steps)
     with clock.stage("rl"):
@@ -129,12 +141,28 @@ def run_quickstart(out: str | Path = "runs/quickstart", recipe: str | Path = DEF
     from sr_real.training.report import write_report
 
     facts = {"stage_minutes": clock.minutes, "load_average": clock.load, "manifest": manifest,
-             "recipe": asdict(config), "max_steps": max_steps,
+             "recipe": asdict(config), "max_steps": max_steps, "pretrain": pretrain,
              "heldout_questions": sum(1 for _ in open(heldout, encoding="utf-8"))}
     (out / "facts.json").write_text(json.dumps(facts, indent=2, default=str) + "\n", encoding="utf-8")
     report = write_report(out, metrics, facts, showcase)
     print(f"\nquickstart finished in {metrics['minutes']:.1f} min: {report}", flush=True)
     return metrics
+
+
+def _pretrained(out: Path, config: QuickstartConfig, max_steps: int | None) -> tuple[Path, dict[str, Any]]:
+    """The tiny model copy-pretrained into out/pretrain (training/pretrain.py), and the stage's figures."""
+    from sr_real.training.pretrain import pretrain_copy
+
+    settings = config.pretrain
+    if max_steps is not None:
+        settings = dataclasses.replace(settings, steps=min(settings.steps, max_steps), check_samples=4)
+    return out / "pretrain", pretrain_copy(out / "tiny-model", out / "pretrain", settings, seed=config.seed)
+
+
+def start_model(quickstart: Path) -> Path:
+    """The checkpoint a quickstart's SFT started from: its copy-pretrained model, else its tiny model."""
+    pretrained = quickstart / "pretrain"
+    return pretrained if (pretrained / "pretrain.json").is_file() else quickstart / "tiny-model"
 
 
 def synthetic_mixture(out: Path, scenes: ScenesSettings, mixture: dict[str, Any], seed: int) -> tuple[Path, dict]:

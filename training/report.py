@@ -335,11 +335,23 @@ def _training(facts: Mapping[str, Any], sft_log, rl_log, figures, out: Path) -> 
              f"records: {counts}. SFT mixture: {kinds}.",
              f"SFT: {last_sft.get('step', 0)} steps, final loss {fmt(last_sft.get('loss'))}, token accuracy "
              f"{fmt(last_sft.get('mean_token_accuracy'), 'pct')}.",
+             _pretraining(facts.get("pretrain")),
              f"RL: {len(rl_steps)} logged GRPO steps; reward {fmt(rl_steps[0]['reward'] if rl_steps else None)} at the "
              f"first step, {fmt(rl_steps[-1]['reward'] if rl_steps else None)} at the last. Configs: "
              f"`{out / 'sft' / 'config.yaml'}`, `{out / 'rl' / 'config.yaml'}`."]
     lines += [f"![{name}](plots/{path.name})" for name, path in figures[:3] if path is not None]
-    return "\n\n".join(lines)
+    return "\n\n".join(line for line in lines if line)
+
+
+def _pretraining(pretrain: Mapping[str, Any] | None) -> str:
+    """The copy-pretraining stage's figures, before SR-REAL's SFT (training/pretrain.py); '' without it."""
+    if not pretrain:
+        return ""
+    return (f"Copy pretraining before SFT (text only, generic items and numbers, no scene or SR-REAL question): "
+            f"{pretrain['steps']} steps, loss {fmt(pretrain['first_loss'])} -> {fmt(pretrain['last_loss'])}, exact "
+            f"copies of the asked item's centre {fmt(pretrain['exact_copy_before'], 'pct')} -> "
+            f"{fmt(pretrain['exact_copy_after'], 'pct')} of {pretrain['check_samples']} fresh sequences, "
+            f"{pretrain['minutes']:.1f} min.")
 
 
 def _showcase(showcase: Mapping[str, Any], out: Path) -> str:

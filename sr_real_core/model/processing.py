@@ -13,6 +13,14 @@ Besides Qwen2.5-VL's inputs it returns, per batch:
   (`region3d.lift_region`: the dominant surface, flying pixels and the support surface dropped); without, the
   per-axis median and 10th-90th percentile range of its pseudo-3D points. NaN for a region without depth or
   without valid pixels. The model reads it through a direct learned path (`modeling.RegionPointEncoder`).
+- with `evidence_text` (a processor setting, off by default, saved in processor_config.json), each
+  `<region>` whose evidence is metric (depth with intrinsics) is also followed in the text by that evidence written out,
+  ` (measured: centre x,y,z m, size w,h,d m)` with two decimals, the numbers of `<3d_box center=...>`. A small
+  decoder copies and compares written numbers far sooner than it learns to read them out of one embedding
+  (issue 17: two-region comparisons went from chance to 0.83 with the x coordinates as text). It is the visible
+  surface's lift (`region3d.lift_region`), not the answer: the policy still writes the object's centre in
+  `<detect>` and reasons from there. Relative depth (no intrinsics) is not written: its numbers are not metres.
+  Off by default: on the random-init tiny model it did not help (training/README.md, measured).
 The image processor resizes each image to multiples of patch_size * merge_size; a token's cell in the original
 image is the same fraction of the image as in the resized one, so everything is computed on the original pixels.
 """
@@ -122,6 +130,14 @@ def region_evidence(region: Region, depth: np.ndarray, camera: Intrinsics | None
     return np.concatenate([centre, high - low])
 
 
+def evidence_words(row: np.ndarray) -> str:
+    """The text that follows a `<region>` token for its metric evidence row (centre, extent); '' if unknown."""
+    if not np.isfinite(row).all():
+        return ""
+    centre, size = (",".join(f"{value:.2f}" for value in part) for part in (row[:3], row[3:]))
+    return f" (measured: centre {centre} m, size {size} m)"
+
+
 def _per_image(values: Any, num_images: int, name: str) -> list:
     """One entry per image of the batch (a single value is allowed for a single image)."""
     if values is None:
@@ -148,12 +164,14 @@ def _per_sample(regions: Any, num_samples: int) -> list[list[Region]]:
 class SRRealProcessor(Qwen2_5_VLProcessor):
     """Qwen2.5-VL's processor (image processor, tokenizer, chat template) plus regions, depth and intrinsics."""
 
-    def __init__(self, image_processor=None, tokenizer=None, video_processor=None, chat_template=None, **kwargs):
+    def __init__(self, image_processor=None, tokenizer=None, video_processor=None, chat_template=None,
+                 evidence_text: bool = False, **kwargs):
         if REGION_TOKEN not in tokenizer.get_vocab():  # a plain Qwen2.5-VL tokenizer gains the region token
             tokenizer.add_tokens([AddedToken(REGION_TOKEN, special=True, normalized=False)], special_tokens=True)
         super().__init__(image_processor, tokenizer, video_processor, chat_template=chat_template, **kwargs)
         self.region_token = REGION_TOKEN
         self.region_token_id = tokenizer.convert_tokens_to_ids(REGION_TOKEN)
+        self.evidence_text = bool(evidence_text)
 
     @property
     def model_input_names(self):
@@ -187,23 +205,44 @@ class SRRealProcessor(Qwen2_5_VLProcessor):
         depths = _per_image(depths, len(flat_images), "depth maps")
         intrinsics = _per_image(intrinsics, len(flat_images), "intrinsics")
 
+        if not flat_images and (any(regions) or any(d is not None for d in depths)):
+            raise ValueError("regions and depth maps need the images they belong to")
+        has_depth = any(d is not None for d in depths)
+        if has_depth:
+            depths, cameras, pixels = self._pixel_points(depths, intrinsics, sizes)
+            if any(regions):
+                region_points = self._region_points(regions, images_per_sample, depths, cameras, pixels)
+                if self.evidence_text:
+                    texts = self._with_evidence_text(texts, regions, images_per_sample, region_points, cameras)
+                    text = texts[0] if isinstance(text, str) else texts
+
         kwargs.setdefault("return_tensors", "pt")
         batch = super().__call__(images=images, text=text, videos=videos, **kwargs)
         if not flat_images:
-            if any(regions) or any(d is not None for d in depths):
-                raise ValueError("regions and depth maps need the images they belong to")
             return batch
         merge = self.image_processor.merge_size
         grids = [(int(h) // merge, int(w) // merge) for _, h, w in batch["image_grid_thw"].tolist()]
         offsets = np.cumsum([0] + [h * w for h, w in grids])
         if any(regions):
             batch["region_weights"] = self._region_weights(regions, images_per_sample, sizes, grids, offsets)
-        if any(d is not None for d in depths):
-            depths, cameras, pixels = self._pixel_points(depths, intrinsics, sizes)
+        if has_depth:
             batch["image_points"] = self._image_points(pixels, grids, offsets)
             if any(regions):
-                batch["region_points"] = self._region_points(regions, images_per_sample, depths, cameras, pixels)
+                batch["region_points"] = region_points
         return batch
+
+    def _with_evidence_text(self, texts, regions, images_per_sample, region_points, cameras) -> list[str]:
+        """Each sample's text with every metric region's evidence written after its `<region>` (module doc)."""
+        rows = iter(zip(region_points.numpy(), self._region_images(regions, images_per_sample)))
+        result = []
+        for sample_text, sample_regions in zip(texts, regions):
+            pieces = sample_text.split(self.region_token)
+            for index in range(len(sample_regions)):
+                row, (_, image) = next(rows)
+                words = evidence_words(row) if cameras[image] is not None else ""
+                pieces[index + 1] = words + pieces[index + 1]
+            result.append(self.region_token.join(pieces))
+        return result
 
     @staticmethod
     def _region_images(regions, images_per_sample):

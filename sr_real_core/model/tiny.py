@@ -159,7 +159,7 @@ def tiny_config(tokenizer) -> SRRealConfig:
                         region_evidence=True)
 
 
-def tiny_processor(tokenizer):
+def tiny_processor(tokenizer, evidence_text: bool = False):
     from transformers import Qwen2VLImageProcessor, Qwen2VLVideoProcessor
 
     from sr_real_core.model.processing import SRRealProcessor
@@ -167,11 +167,12 @@ def tiny_processor(tokenizer):
     size = {"shortest_edge": 56 * 56, "longest_edge": TINY_MAX_PIXELS}
     return SRRealProcessor(image_processor=Qwen2VLImageProcessor(size=size),
                            tokenizer=tokenizer, video_processor=Qwen2VLVideoProcessor(size=size),
-                           chat_template=CHAT_TEMPLATE)
+                           chat_template=CHAT_TEMPLATE, evidence_text=evidence_text)
 
 
-def write_tiny_model(out: str | Path, seed: int = 0) -> Path:
-    """Write a tiny SR-REAL checkpoint (config, safetensors weights, processor) to `out`; same seed, same bytes."""
+def write_tiny_model(out: str | Path, seed: int = 0, evidence_text: bool = False) -> Path:
+    """Write a tiny SR-REAL checkpoint (config, safetensors weights, processor) to `out`; same seed, same bytes.
+    evidence_text: the processor writes each metric region's evidence after its `<region>` (processing.py)."""
     import torch
     from transformers import GenerationConfig
 
@@ -186,5 +187,5 @@ def write_tiny_model(out: str | Path, seed: int = 0) -> Path:
         eos_token_id=config.text_config.eos_token_id, pad_token_id=config.text_config.pad_token_id,
         do_sample=False)
     model.save_pretrained(out)
-    tiny_processor(tokenizer).save_pretrained(out)
+    tiny_processor(tokenizer, evidence_text).save_pretrained(out)
     return out
