@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any
 
 NAMES = ("apple", "box", "lamp", "cup", "chair", "book", "ball", "toy", "vase", "shoe", "bottle", "plant")
-IGNORE_INDEX = -100
 
 
 @dataclass
@@ -57,6 +56,8 @@ def copy_example(rng: random.Random, max_items: int = 3) -> tuple[str, str]:
 
 def _batch(tokenizer, examples: list[tuple[str, str]]):
     import torch
+
+    from sr_real.training.sft import IGNORE_INDEX  # the labels' ignored value, as in SFT
 
     rows, labels = [], []
     for prompt, answer in examples:
