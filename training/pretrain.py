@@ -7,7 +7,8 @@ model starts from random weights and, measured here, does not learn to within th
 SFT steps, and after 250 steps of 3D grounding alone, its `<detect>` centres were the same few constants
 whatever the evidence said (median error 0.40-0.45 m against 0.04 m for the evidence itself). Copying is a
 circuit that forms abruptly once enough copy examples are seen (exact copies 0/20 at step 100, 9/20 at step 200
-of this task), so it gets its own short stage on cheap text-only sequences.
+of this task), so it gets its own short stage on cheap text-only sequences. Opt-in (recipe `pretrain.steps`):
+measured, it did not carry into the quickstart's SFT (training/README.md).
 
 The task is generic: a few named items, each with made-up numbers in the processor's evidence format, and a
 request to write one item's centre in the `<3d_box center="x,y,z">` format. No scene, image, spatial relation or
