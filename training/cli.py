@@ -45,11 +45,11 @@ def _cmd_pretrain(args: argparse.Namespace) -> int:
     import dataclasses
 
     from sr_real.training.config import ConfigError
+    from sr_real.training.continual import checked_checkpoint
     from sr_real.training.pretrain import PretrainSettings, pretrain_copy
 
     try:
-        if not (Path(args.model) / "config.json").is_file():
-            raise ConfigError(f"--model {args.model}: not a checkpoint directory (no config.json)")
+        checked_checkpoint(args.model, "--model")
         if args.steps < 1:
             raise ConfigError(f"--steps: expected a positive number of steps, got {args.steps}")
     except ConfigError as error:

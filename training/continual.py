@@ -45,13 +45,14 @@ LOSS_RECORDS = 200  # held-out SFT records per set scored for the answer loss (a
 COMPARED = ("accuracy", "qualitative_accuracy", "mean_reward", "quantitative_success", "center_error_median_m")
 
 
-def checked_checkpoint(path: str | Path) -> Path:
-    """A checkpoint directory (config.json + safetensors weights), else ConfigError naming what is missing."""
+def checked_checkpoint(path: str | Path, option: str = "--init-from") -> Path:
+    """A checkpoint directory (config.json + safetensors weights), else ConfigError naming `option` and what is
+    missing."""
     path = Path(path)
     if not (path / "config.json").is_file():
-        raise ConfigError(f"--init-from {path}: not a checkpoint directory (no config.json)")
+        raise ConfigError(f"{option} {path}: not a checkpoint directory (no config.json)")
     if not any(path.glob("*.safetensors")):
-        raise ConfigError(f"--init-from {path}: no .safetensors weights (checkpoints load from safetensors only)")
+        raise ConfigError(f"{option} {path}: no .safetensors weights (checkpoints load from safetensors only)")
     return path
 
 
