@@ -20,6 +20,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def centre_errors(engine, records, data: Path) -> list[float]:
+    from sr_real_core.grammar import parse_completion
     from sr_real_core.query import Query
 
     errors = []
@@ -27,7 +28,7 @@ def centre_errors(engine, records, data: Path) -> list[float]:
         content = record["messages"][0]["content"]
         question = (content if isinstance(content, str) else content[-1]["text"]).split("\n")[0]
         answer = engine.answer(Query.from_record(record, data, question=question, path="dtr"))
-        truth = [float(v) for v in record["messages"][1]["content"].split('center="')[1].split('"')[0].split(",")]
+        truth = parse_completion(record["messages"][1]["content"]).detections[0].center
         if answer.detections:
             errors.append(sum((a - b) ** 2 for a, b in zip(answer.detections[0].center_3d, truth)) ** 0.5)
     return errors

@@ -14,13 +14,12 @@ Besides Qwen2.5-VL's inputs it returns, per batch:
   per-axis median and 10th-90th percentile range of its pseudo-3D points. NaN for a region without depth or
   without valid pixels. The model reads it through a direct learned path (`modeling.RegionPointEncoder`).
 - with `evidence_text` (a processor setting, off by default, saved in processor_config.json), each
-  `<region>` whose evidence is metric (depth with intrinsics) is also followed in the text by that evidence written out,
-  ` (measured: centre x,y,z m, size w,h,d m)` with two decimals, the numbers of `<3d_box center=...>`. A small
-  decoder copies and compares written numbers far sooner than it learns to read them out of one embedding
-  (issue 17: two-region comparisons went from chance to 0.83 with the x coordinates as text). It is the visible
-  surface's lift (`region3d.lift_region`), not the answer: the policy still writes the object's centre in
-  `<detect>` and reasons from there. Relative depth (no intrinsics) is not written: its numbers are not metres.
-  Off by default: on the random-init tiny model it did not help (training/README.md, measured).
+  `<region>` whose evidence is metric (depth with intrinsics) is also followed in the text by that evidence
+  written out, ` (measured: centre x,y,z m, size w,h,d m)` with two decimals, the numbers of
+  `<3d_box center=...>`: something a decoder can copy token by token. It is the visible surface's lift
+  (`region3d.lift_region`), not the answer: the policy still writes the object's centre in `<detect>` and
+  reasons from there. Relative depth (no intrinsics) is not written: its numbers are not metres. Off by
+  default: the random-init tiny model did not learn to copy it within the quickstart (training/README.md).
 The image processor resizes each image to multiples of patch_size * merge_size; a token's cell in the original
 image is the same fraction of the image as in the resized one, so everything is computed on the original pixels.
 """
