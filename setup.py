@@ -29,7 +29,7 @@ setup(
         (f"share/{PACKAGE}/launch", glob("launch/*.launch.py")),
         (f"share/{PACKAGE}/config", glob("config/*.yaml") + glob("config/*.rviz")),
     ],
-    install_requires=["setuptools", "numpy", "opencv-python-headless", "pyyaml", "pillow", "tqdm"],
+    install_requires=["setuptools", "numpy", "opencv-python-headless", "pyyaml", "pillow", "tqdm", "regex"],
     extras_require={"dev": ["pytest", "hypothesis"]},
     zip_safe=True,
     entry_points={"console_scripts": ["sr-real = sr_real.cli:main",

@@ -34,6 +34,9 @@ none of them raises on any str.
 - ``parse_yes_no``: "yes"/"no" from a leading yes/no/true/false, else the last such word.
 - ``parse_clock``: an hour 1..12 from "2 o'clock", "two o’clock", "2:00" (the last one in the text), or an
   answer that is only an hour ("2", "at two"). 0 and 13+ are not clock hours and give None.
+- ``answer_pattern``: the canonical form of an answer type as a regular expression (what the data engine
+  writes and the prompt asks for: "yes", "B", "1.25 m", "3 o'clock"); constrained decoding keeps the
+  model's answer inside it (``sr_real_core.constrained``).
 - ``parse_answer``: dispatch on the answer type. Qualitative predicates (left/right, above/below, taller,
   ...) are posed as yes/no or multiple-choice questions in this project's data, so they parse with the
   "yesno" or "choice" type; there is no separate predicate type.
@@ -445,3 +448,31 @@ def canonical_solution(solution: Any, answer_type: str) -> AnswerValue:
     if answer_type == "choice":
         return label.upper() if len(label) == 1 and label.isascii() and label.isalpha() else None
     return label.lower() if label.lower() in ("yes", "no") else None
+
+
+# ------------------------------------------------------------------------------------- canonical forms
+
+# A length as `data.units.say_length` writes it ("1.25 m", "45 centimeters", "5 feet 3 inches"), in any unit
+# `parse_length_m` reads by name. Written out (no look-arounds) so that a prefix of it can be matched.
+_CANONICAL_LENGTH = (r"[0-9]{1,4}(?:\.[0-9]{1,3})? (?:kilomet(?:er|re)s?|km|centimet(?:er|re)s?|cm"
+                     r"|millimet(?:er|re)s?|mm|met(?:er|re)s?|m|inch(?:es)?|in|feet|foot|ft|yards?|yd)"
+                     r"(?: [0-9]{1,2} inch(?:es)?)?")
+_CANONICAL_FORMS = {"yesno": "(?:yes|no)", "direction": "(?:1[0-2]|[1-9]) o'clock", "numeric": _CANONICAL_LENGTH}
+# "A. the red bbox" at the start of a line, or "(A)" anywhere: the option letters a question offers.
+_OPTION_LETTER_RE = re.compile(r"(?m)^[ \t]*([A-Z])[.)][ \t]|\(([A-Z])\)")
+
+
+def option_letters(question: str) -> str:
+    """The option letters a multiple-choice question lists ("A. ..." lines or "(A) ..."), else "ABCD"."""
+    letters = sorted({first or second for first, second in _OPTION_LETTER_RE.findall(question or "")})
+    return "".join(letters) if len(letters) >= 2 else "ABCD"
+
+
+def answer_pattern(answer_type: str, question: str = "") -> str:
+    """The canonical answer of a type as a regular expression: "yes"/"no", one of the question's option
+    letters, a number with a length unit, or a clock hour. ValueError for an unknown type."""
+    if answer_type == "choice":
+        return f"[{option_letters(question)}]"
+    if answer_type not in _CANONICAL_FORMS:
+        raise ValueError(f"unknown answer_type {answer_type!r}; expected numeric, choice, yesno or direction")
+    return _CANONICAL_FORMS[answer_type]

@@ -11,6 +11,10 @@ Path selection (`path`): "lor" or "dtr" ask for that path; "auto" lets the polic
 the reference code (DTR when the question has regions, LOR otherwise). The path actually taken is read from
 the completion (`path`, None when the completion follows neither grammar).
 
+With a known `answer_type` the answer is decoded constrained to that type's canonical form (yes/no, an option
+letter, a length with its unit, a clock hour: `sr_real_core.constrained`); `constrain_answer=False` decodes
+freely, as the model would on its own.
+
 Regions are referred to in the question by `<region>` tokens, the i-th token for the i-th region
 ("the chair (red bbox) <region>"). As in training, the regions are also drawn on the image as coloured boxes,
 red, blue, green, yellow in question order (`sr_real_core.marks`); `mark_regions=False` turns that off.
@@ -25,6 +29,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
 from sr_real_core.answers import parse_answer, parse_choice, parse_clock, parse_length_m, parse_yes_no
+from sr_real_core.constrained import AnswerConstraint, token_texts
 from sr_real_core.grammar import build_prompt, parse_completion
 from sr_real_core.query import DEFAULT_PATH_MODE, MAX_NEW_TOKENS, REGION_TOKEN, Query, Region
 
@@ -59,7 +64,8 @@ class SpatialAnswer:
 class Backend(Protocol):
     """Generates the completion token ids of a batch of processor outputs (greedy decoding)."""
 
-    def generate(self, inputs: Mapping[str, Any], max_new_tokens: int) -> list[list[int]]: ...
+    def generate(self, inputs: Mapping[str, Any], max_new_tokens: int,
+                 constraint: AnswerConstraint | None = None) -> list[list[int]]: ...
 
 
 def length_of_answer(answer: str | None, answer_type: str | None) -> float | None:
@@ -105,16 +111,19 @@ class SpatialReasoner:
     """The engine: builds prompts, runs a backend, parses completions."""
 
     def __init__(self, processor, backend: Backend, *, max_new_tokens: int = MAX_NEW_TOKENS, depth_estimator=None,
-                 mark_regions: bool = True):
+                 mark_regions: bool = True, constrain_answer: bool = True):
         self.processor = processor
         self.backend = backend
         self.max_new_tokens = max_new_tokens
+        self.constrain_answer = constrain_answer  # an answer of the asked type (see the module docstring)
+        self._token_texts: list[str] | None = None
         self.mark_regions = mark_regions  # draw the regions on the images, as the training data does
         self.depth_estimator = depth_estimator  # fills in depth for images that have none (see depth_estimation)
 
     @classmethod
     def from_pretrained(cls, path: str, *, backend: str | None = None, device: str | None = None, dtype=None,
-                        max_new_tokens: int = MAX_NEW_TOKENS, depth_model: str | None = None) -> SpatialReasoner:
+                        max_new_tokens: int = MAX_NEW_TOKENS, depth_model: str | None = None,
+                        constrain_answer: bool = True) -> SpatialReasoner:
         """A checkpoint (PyTorch) or a deploy folder (`sr-real export onnx`; ONNX Runtime or TensorRT, as its
         manifest says unless `backend` names one). A backend that cannot load here raises with the reason."""
         from sr_real_core.backends import load_backend
@@ -125,7 +134,8 @@ class SpatialReasoner:
             from sr_real_core.model.depth_estimation import MonocularDepthEstimator
 
             depth_estimator = MonocularDepthEstimator(depth_model, device=device or "cpu")
-        return cls(processor, runtime, max_new_tokens=max_new_tokens, depth_estimator=depth_estimator)
+        return cls(processor, runtime, max_new_tokens=max_new_tokens, depth_estimator=depth_estimator,
+                   constrain_answer=constrain_answer)
 
     def ask(self, question: str, images: Any, *, depth: Any = None, intrinsics: Any = None,
             regions: Sequence[Region | Mapping[str, Any]] = (), path: str = DEFAULT_PATH_MODE,
@@ -148,8 +158,8 @@ class SpatialReasoner:
         notes: list[list[str]] = []
         inputs = self._inputs(queries, paths, notes)
         prepared = time.perf_counter()
-        completions = self.processor.batch_decode(self.backend.generate(inputs, self.max_new_tokens),
-                                                  skip_special_tokens=True)
+        completions = self.processor.batch_decode(
+            self.backend.generate(inputs, self.max_new_tokens, self._constraint(queries)), skip_special_tokens=True)
         generated = time.perf_counter()
         answers = [parse_spatial_answer(text, requested, q.answer_type)
                    for text, requested, q in zip(completions, paths, queries)]
@@ -158,6 +168,14 @@ class SpatialReasoner:
         for answer, query_notes in zip(answers, notes):
             answer.latency_s, answer.timings, answer.notes = done - start, dict(timings), query_notes
         return answers
+
+    def _constraint(self, queries: Sequence[Query]) -> AnswerConstraint | None:
+        """The batch's answer constraint; None when it is off or no query has a known answer type."""
+        if not self.constrain_answer or not any(q.answer_type for q in queries):
+            return None
+        if self._token_texts is None:
+            self._token_texts = token_texts(self.processor.tokenizer)
+        return AnswerConstraint(self._token_texts, [q.answer_type for q in queries], [q.question for q in queries])
 
     def _inputs(self, queries: Sequence[Query], paths: Sequence[str], notes: list[list[str]] | None = None):
         """Processor inputs of a batch; `notes` receives, per query, the notes of the shared input validation."""

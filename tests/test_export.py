@@ -147,6 +147,23 @@ def test_rope_positions_and_padded_batches_match_transformers(exported, frame):
     assert backend.generate(batch, 12) == TorchBackend(model).generate(batch, 12)
 
 
+def test_a_constrained_answer_is_the_same_on_both_runtimes(exported):
+    """From an opened <answer> on, both runtimes take the same yes/no tokens: the host loop and transformers'
+    logits processor apply one constraint (`sr_real_core.constrained`), and it changes what is generated."""
+    import re
+
+    from sr_real_core.constrained import AnswerConstraint, token_texts
+
+    model, processor = load_model(exported["merged"])
+    texts, batch = token_texts(processor.tokenizer), exported["batch"]
+    _, backend = load_backend(exported["deploy"])
+    opened = lambda: AnswerConstraint(texts, ["yesno"], [QUESTION], prefix="<answer>")  # noqa: E731
+    tokens = backend.generate(batch, 12, opened())
+    assert tokens == TorchBackend(model).generate(batch, 12, opened())
+    assert re.fullmatch(r"\s*(yes|no)\s*</answer>.*", processor.batch_decode(tokens)[0], re.S)
+    assert tokens != backend.generate(batch, 12)  # the free random model writes something else
+
+
 def test_sr_real_ask_gives_the_same_answer_and_centres(exported, frame, capsys):
     code, torch_answer, _ = ask(capsys, exported["merged"], frame)
     assert code == 0

@@ -41,10 +41,11 @@ class ScriptedBackend:
 
     def __init__(self, tokenizer, completion):
         self.ids = tokenizer(completion)["input_ids"] + [tokenizer.convert_tokens_to_ids("<|im_end|>")]
-        self.batches = []
+        self.batches, self.constraints = [], []
 
-    def generate(self, inputs, max_new_tokens):
+    def generate(self, inputs, max_new_tokens, constraint=None):
         self.batches.append(inputs)
+        self.constraints.append(constraint)
         return [self.ids for _ in range(len(inputs["input_ids"]))]
 
 
@@ -77,6 +78,12 @@ def test_engine_parses_a_dtr_completion(reasoner):
     assert result.latency_s >= 0 and set(result.timings) == {"preprocess_s", "generate_s", "parse_s"}
     inputs = backend.batches[0]
     assert inputs["region_weights"].shape[0] == 1 and "image_points" not in inputs
+    # A known answer type is decoded in its form; without one, or switched off, decoding is free.
+    constraint = backend.constraints[0]
+    assert constraint.patterns[0].fullmatch("1.5 m</answer>") and not constraint.patterns[0].fullmatch("B</answer>")
+    SpatialReasoner(processor, backend).ask("How far is it?", image)
+    SpatialReasoner(processor, backend, constrain_answer=False).ask("How far?", image, answer_type="numeric")
+    assert backend.constraints[1:] == [None, None]
 
 
 def test_engine_batches_queries_with_the_torch_backend(reasoner):

@@ -74,7 +74,8 @@ def run_ablations(out: str | Path = "runs/ablations", quickstart: str | Path = "
         entry = {"ablation": variant["ablation"]}
         for stage, model in (("sft", sft_model), ("rl", rl_model)):
             entry[stage] = evaluate_paths(model, heldout, out / name / "eval" / stage, paths=variant["paths"],
-                                          batch_size=settings.batch_size, max_new_tokens=settings.max_new_tokens)
+                                          batch_size=settings.batch_size, max_new_tokens=settings.max_new_tokens,
+                                          constrain_answer=settings.constrain_answer)
         results["variants"][name] = entry
     results["minutes"] = round((time.perf_counter() - started) / 60, 2)
     out.mkdir(parents=True, exist_ok=True)

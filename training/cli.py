@@ -89,7 +89,8 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         return _fail(error)
     result = compare_checkpoints(args.before, args.after, {"robot": args.robot_qa, "original": args.original_qa},
                                  args.out, path=args.path, margin=args.margin, max_new_tokens=args.max_new_tokens,
-                                 loss_sets=loss_sets, loss_margin=args.loss_margin, loss_records=args.loss_records)
+                                 loss_sets=loss_sets, loss_margin=args.loss_margin, loss_records=args.loss_records,
+                                 constrain_answer=not args.free_answer)
     print(summary(result))
     return 0
 
@@ -155,4 +156,6 @@ def register(commands: argparse._SubParsersAction) -> None:
                               f"counts as forgetting ({LOSS_MARGIN})")
     compare.add_argument("--loss-records", type=int, default=LOSS_RECORDS,
                          help=f"held-out SFT records scored per set (a seeded draw; default {LOSS_RECORDS})")
+    compare.add_argument("--free-answer", action="store_true",
+                         help="decode answers freely (default: constrained to the form of the question's type)")
     compare.set_defaults(handler=_cmd_compare)

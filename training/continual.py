@@ -85,17 +85,18 @@ def _standard_error(value: float | None, n: int) -> float | None:
 def compare_checkpoints(before: str | Path, after: str | Path, heldout: dict[str, str | Path], out: str | Path,
                         path: str = "auto", margin: float = FORGETTING_MARGIN, max_new_tokens: int = 384,
                         batch_size: int = 16, loss_sets: dict[str, str | Path] | None = None,
-                        loss_margin: float = LOSS_MARGIN, loss_records: int | None = LOSS_RECORDS) -> dict[str, Any]:
+                        loss_margin: float = LOSS_MARGIN, loss_records: int | None = LOSS_RECORDS,
+                        constrain_answer: bool = True) -> dict[str, Any]:
     """Both checkpoints on each held-out QA file (`heldout`: {"robot": file, "original": file}) and, by answer loss,
     on each held-out SFT file (`loss_sets`, same names); writes and returns `out/compare.json` (see the module
-    docstring)."""
+    docstring). `constrain_answer`: answers decoded in the form of their type (`sr_real_core.constrained`)."""
     from sr_real.training.evaluate import evaluate_paths
 
     out = Path(out)
-    result: dict[str, Any] = {"path_mode": path, "margin": margin, "sets": {}}
+    result: dict[str, Any] = {"path_mode": path, "margin": margin, "constrain_answer": constrain_answer, "sets": {}}
     for name, qa in heldout.items():
         figures = {stage: evaluate_paths(model, qa, out / name / stage, paths=(path,), batch_size=batch_size,
-                                         max_new_tokens=max_new_tokens)[path]
+                                         max_new_tokens=max_new_tokens, constrain_answer=constrain_answer)[path]
                    for stage, model in (("before", before), ("after", after))}
         n = figures["after"]["n"]
         deltas = {key: None if figures["before"][key] is None or figures["after"][key] is None

@@ -41,14 +41,15 @@ class PathMetrics:
 
 
 def evaluate_paths(model_dir: str | Path, qa: str | Path, out: str | Path, paths=PROMPT_PATHS, batch_size: int = 16,
-                   max_new_tokens: int = 384) -> dict[str, dict[str, Any]]:
+                   max_new_tokens: int = 384, constrain_answer: bool = True) -> dict[str, dict[str, Any]]:
     """Figures per path mode of the checkpoint `model_dir` on the QA file `qa` (see the module docstring)."""
     from sr_real_core.evaluation.pipeline import EvalConfig, evaluate
     from sr_real_core.evaluation.run_model import ModelRunConfig
 
     results = {}
     for path in paths:
-        run = ModelRunConfig(path_mode=path, batch_size=batch_size, max_new_tokens=max_new_tokens)
+        run = ModelRunConfig(path_mode=path, batch_size=batch_size, max_new_tokens=max_new_tokens,
+                             constrain_answer=constrain_answer)
         result = evaluate(EvalConfig(qa=Path(qa), out=Path(out) / path, model=str(model_dir), model_run=run))
         results[path] = path_metrics(result, qa, path).to_dict()
     (Path(out) / "summary.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")

@@ -51,6 +51,7 @@ class EvalSettings:
     max_questions: int = 48  # held-out questions per path mode (a fixed random subset)
     batch_size: int = 16
     max_new_tokens: int = 384
+    constrain_answer: bool = True  # answers decoded in the form of their type (sr_real_core.constrained)
 
 
 @dataclass
@@ -193,7 +194,8 @@ def held_out_questions(mixture_dir: Path, count: int, seed: int, source: str = "
 def _evaluate(model: Path, qa: Path, out: Path, settings: EvalSettings) -> dict[str, Any]:
     from sr_real.training.evaluate import evaluate_paths
 
-    return evaluate_paths(model, qa, out, batch_size=settings.batch_size, max_new_tokens=settings.max_new_tokens)
+    return evaluate_paths(model, qa, out, batch_size=settings.batch_size, max_new_tokens=settings.max_new_tokens,
+                          constrain_answer=settings.constrain_answer)
 
 
 def _baselines(out: Path, heldout: Path) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -215,7 +217,8 @@ def run_showcase(model: Path, out: Path, config: QuickstartConfig, scenes: Path,
     from sr_real_core.inference import SpatialReasoner
     from sr_real.training.showcase import ask_about_scene, one_scene, real_frame_scenes
 
-    reasoner = SpatialReasoner.from_pretrained(str(model), max_new_tokens=config.eval.max_new_tokens)
+    reasoner = SpatialReasoner.from_pretrained(str(model), max_new_tokens=config.eval.max_new_tokens,
+                                               constrain_answer=config.eval.constrain_answer)
     settings = config.showcase
     sources = {"rendered": one_scene(scenes, heldout_scene, out / "rendered"),
                "tabletop": REPO / settings.tabletop}

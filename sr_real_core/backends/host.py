@@ -111,7 +111,8 @@ class GreedyDecoder:
             embeds[region_mask] = region_embeds[: int(region_mask.sum())]
         return embeds
 
-    def generate(self, inputs: Mapping[str, Any], max_new_tokens: int) -> list[list[int]]:
+    def generate(self, inputs: Mapping[str, Any], max_new_tokens: int, constraint=None) -> list[list[int]]:
+        """Greedy tokens per row; `constraint` (`constrained.AnswerConstraint`) may overrule the argmax."""
         input_ids = _numpy(inputs["input_ids"]).astype(np.int64)
         batch = input_ids.shape[0]
         mask = _numpy(inputs.get("attention_mask", np.ones_like(input_ids))).astype(np.int64)
@@ -125,7 +126,11 @@ class GreedyDecoder:
         for step in range(max_new_tokens):
             outputs = self.runner.run("decoder", {"inputs_embeds": embeds.astype(self.dtype), "position_ids": positions,
                                                   "attention_mask": mask, **past})
-            next_ids = np.where(done, self.model["pad_token_id"], outputs[0].argmax(-1))
+            logits = outputs[0]
+            best = logits.argmax(-1) if constraint is None else constraint.pick(logits.argmax(-1), logits.__getitem__)
+            next_ids = np.where(done, self.model["pad_token_id"], best)
+            if constraint is not None:
+                constraint.advance(next_ids)
             tokens.append(next_ids)
             done |= np.isin(next_ids, list(eos))
             if done.all() or step == max_new_tokens - 1:

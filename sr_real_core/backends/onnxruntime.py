@@ -56,5 +56,5 @@ class OnnxRuntimeBackend:
     def run(self, graph: str, feeds: Mapping[str, np.ndarray]) -> list[np.ndarray]:
         return self.sessions[graph].run(None, dict(feeds))
 
-    def generate(self, inputs: Mapping[str, Any], max_new_tokens: int) -> list[list[int]]:
-        return self.decoder.generate(inputs, max_new_tokens)
+    def generate(self, inputs: Mapping[str, Any], max_new_tokens: int, constraint=None) -> list[list[int]]:
+        return self.decoder.generate(inputs, max_new_tokens, constraint)

@@ -135,5 +135,5 @@ class TensorRTBackend:
         self.stream.synchronize()
         return [tensor.cpu().numpy() for tensor in outputs]
 
-    def generate(self, inputs: Mapping[str, Any], max_new_tokens: int) -> list[list[int]]:
-        return self.decoder.generate(inputs, max_new_tokens)
+    def generate(self, inputs: Mapping[str, Any], max_new_tokens: int, constraint=None) -> list[list[int]]:
+        return self.decoder.generate(inputs, max_new_tokens, constraint)

@@ -41,7 +41,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     try:
         model_run = ModelRunConfig(path_mode=args.path or DEFAULT_PATH_MODE, batch_size=args.batch_size,
                                    max_new_tokens=args.max_new_tokens, backend=args.backend, device=args.device,
-                                   depth_model=args.depth_model)
+                                   depth_model=args.depth_model, constrain_answer=not args.free_answer)
         config = EvalConfig(qa=Path(args.qa), out=Path(args.out), model=args.model,
                             predictions=Path(args.predictions) if args.predictions else None,
                             model_run=model_run, gallery=GalleryConfig(size=args.gallery_size))
@@ -139,6 +139,8 @@ def register(commands: argparse._SubParsersAction) -> None:
                           "deploy folder's manifest, torch for a checkpoint")
     evaluate.add_argument("--device", type=device_argument, help="--model only: torch device, e.g. cuda (default cpu)")
     evaluate.add_argument("--depth-model", help="--model only: depth estimator for questions without depth")
+    evaluate.add_argument("--free-answer", action="store_true", help="--model only: decode the answer freely "
+                          "(default: constrained to the form of the record's answer type)")
     evaluate.add_argument("--gallery-size", type=int, default=24, help="examples in gallery.html (0: none; default 24)")
     evaluate.add_argument("--strict", action="store_true",
                           help="exit 1 if a prediction is missing or has an unknown id (import: if a row is skipped)")

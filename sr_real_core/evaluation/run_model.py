@@ -40,6 +40,7 @@ class ModelRunConfig:
     backend: str | None = None  # None: from the deploy folder's manifest, torch for a checkpoint
     device: str | None = None
     depth_model: str | None = None  # depth estimator for records without depth
+    constrain_answer: bool = True  # decode an answer of the record's answer_type only (`sr_real_core.constrained`)
 
     def __post_init__(self) -> None:
         if self.path_mode not in PATH_MODES:
@@ -121,7 +122,8 @@ def predict_with_model(
     """One prediction per record from the model in ``model_dir`` (see the module docstring)."""
     check_inputs(records)
     reasoner = SpatialReasoner.from_pretrained(model_dir, backend=config.backend, device=config.device,
-                                               max_new_tokens=config.max_new_tokens, depth_model=config.depth_model)
+                                               max_new_tokens=config.max_new_tokens, depth_model=config.depth_model,
+                                               constrain_answer=config.constrain_answer)
     predictions = []
     for start in range(0, len(records), config.batch_size):
         batch = records[start:start + config.batch_size]

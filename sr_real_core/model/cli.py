@@ -52,7 +52,8 @@ def _cmd_ask(args: argparse.Namespace) -> int:
             with open(args.intrinsics) as handle:
                 intrinsics = Intrinsics.from_dict(json.load(handle))
         reasoner = SpatialReasoner.from_pretrained(args.model, backend=args.backend, device=args.device,
-                                                   max_new_tokens=args.max_new_tokens, depth_model=args.depth_model)
+                                                   max_new_tokens=args.max_new_tokens, depth_model=args.depth_model,
+                                                   constrain_answer=not args.free_answer)
         result = reasoner.answer(Query(args.question, [image], depths=[depth], intrinsics=[intrinsics],
                                        regions=args.region, path=args.path, answer_type=args.answer_type))
     except (OSError, ValueError) as error:
@@ -91,5 +92,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     ask.add_argument("--device", type=device_argument, help="torch device, e.g. cuda (default: cpu)")
     ask.add_argument("--max-new-tokens", type=positive_int, default=MAX_NEW_TOKENS,
                      help=f"most tokens generated for the answer (default {MAX_NEW_TOKENS})")
+    ask.add_argument("--free-answer", action="store_true", help="decode the answer freely (default: with "
+                     "--answer-type, only an answer of that type)")
     ask.set_defaults(handler=_cmd_ask, parser=ask)
     ask._negative_number_matcher = _BOX_OR_NEGATIVE_NUMBER

@@ -29,6 +29,9 @@ class SpatialQueryConfig:
     backend: str = _param(BACKENDS[0], "Inference backend.", choices=BACKENDS)
     device: str = _param("", "Device for the backend, e.g. cpu, cuda, cuda:1; empty: the backend's default.")
     max_new_tokens: int = _param(MAX_NEW_TOKENS, "Most tokens generated per answer.", low=16, high=4096)
+    constrain_answer: bool = _param(True, "For a query that names its answer_type, decode only an answer of that "
+                                          "type (yes/no, option letter, length with unit, clock hour); false: "
+                                          "the model's free answer.")
     path_mode: str = _param(DEFAULT_PATH_MODE, "Reasoning path for queries that name none: lor, dtr, auto (the "
                                          "model picks) or reference (DTR with regions, LOR without).",
                             choices=PATH_MODES)

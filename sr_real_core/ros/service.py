@@ -94,7 +94,8 @@ def load_engine(config: SpatialQueryConfig) -> SpatialQueryEngine:
     from sr_real_core.inference import SpatialReasoner
 
     return SpatialReasoner.from_pretrained(config.model, backend=config.backend, device=config.device or None,
-                                           max_new_tokens=config.max_new_tokens)
+                                           max_new_tokens=config.max_new_tokens,
+                                           constrain_answer=config.constrain_answer)
 
 
 @dataclass(frozen=True)
