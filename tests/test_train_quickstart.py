@@ -69,5 +69,8 @@ def test_the_ablations_train_every_variant_and_extend_the_report(quickstart):
         assert set(variant["sft"]) == set(variant["rl"]) == set(VARIANTS[name]["paths"])
         assert (root / "ablations" / name / "rl" / "final" / "model.safetensors").is_file()
     assert not (root / "ablations" / "no_detection" / "sft").exists()  # reuses the baseline's cold start
+    # Paired with the baseline on the same questions: the shared cold start answers identically, change [0, 0].
+    assert results["variants"]["no_detection"]["paired"]["sft"]["dtr"]["accuracy"] == [0.0, 0.0]
+    assert all(set(v["paired"][stage]) == set(v["rl"]) for v in results["variants"].values() for stage in ("sft", "rl"))
     report = (root / "quickstart" / "report.md").read_text()
     assert "Not run here" not in report and "| no_detection | dtr | RL |" in report

@@ -64,11 +64,16 @@ def test_the_report_renders_every_section_with_plots(tmp_path):
     results = {"baseline": {"sft": METRICS["sft"], "rl": METRICS["rl"]}, "minutes": 40.0, "variants": {
         name: {"ablation": v["ablation"], "sft": {p: stage(0.2)[p] for p in v["paths"]},
                "rl": {p: stage(0.4)[p] for p in v["paths"]}} for name, v in VARIANTS.items()}}
+    results["variants"]["no_detection"]["paired"] = {"rl": {"dtr": {"accuracy": [0.01, 0.2]}}}
     (tmp_path / "ablations").mkdir()
     (tmp_path / "ablations" / "results.json").write_text(json.dumps(results))
     table = ablation_markdown(results)
     assert all(name in table for name in VARIANTS) and "40.0 min" in table
     assert "| no_detection | dtr | RL |" in table
+    row = next(line for line in table.splitlines() if line.startswith("| RL with vs without the detection reward | "
+                                                                       "no_detection | dtr | RL |"))
+    change = results["variants"]["no_detection"]["rl"]["dtr"]["accuracy"] - METRICS["rl"]["dtr"]["accuracy"]
+    assert f"{100 * change:+.1f} pt [+1.0 pt, +20.0 pt]" in row  # the change against the baseline, paired
     assert table.splitlines()[-1] in refresh_report(out).read_text()  # the refreshed report carries the table
 
 

@@ -78,12 +78,33 @@ def run_ablations(out: str | Path = "runs/ablations", quickstart: str | Path = "
                                           constrain_answer=settings.constrain_answer)
         results["variants"][name] = entry
     results["minutes"] = round((time.perf_counter() - started) / 60, 2)
+    paired_with_baseline(results, out, quickstart)
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     (out / "ablations.md").write_text(ablation_markdown(results) + "\n", encoding="utf-8")
     refresh_report(quickstart)  # the quickstart's report gains the ablation table
     print(f"\nablations finished in {results['minutes']:.1f} min: {out / 'ablations.md'}", flush=True)
     return results
+
+
+PAIRED_FIGURES = ("accuracy", "qualitative_accuracy")
+
+
+def paired_with_baseline(results: dict[str, Any], out: Path, quickstart: Path) -> None:
+    """Each variant's change against the baseline asked on the same path and stage, as a paired 95% bootstrap
+    interval over the same held-out questions (`results["variants"][name]["paired"][stage][path][figure]`)."""
+    from sr_real.training.heldout import FIGURES, load_rows, paired_interval
+
+    def rows(folder: Path) -> list[dict[str, Any]]:
+        return sorted(load_rows(folder / "verdicts.jsonl"), key=lambda row: row["id"])
+
+    for name, entry in results["variants"].items():
+        entry["paired"] = {
+            stage: {path: {figure: paired_interval(FIGURES[figure], rows(out / name / "eval" / stage / path),
+                                                   rows(quickstart / "eval" / stage / path))
+                           for figure in PAIRED_FIGURES}
+                    for path in entry[stage]}
+            for stage in ("sft", "rl")}
 
 
 def _deep(overrides: dict[str, Any], common: dict[str, Any]) -> dict[str, Any]:

@@ -189,6 +189,11 @@ def summary(result: dict[str, Any]) -> str:
                      f"(se {_fmt(errors['after'])}), n={figures['n']}, change {_fmt(figures['delta']['accuracy'])} "
                      f"{_fmt_ci(figures['delta_ci'].get('accuracy'))}; mean reward "
                      f"{_fmt(figures['before']['mean_reward'])} -> {_fmt(figures['after']['mean_reward'])}")
+        centre = [figures[stage]["center_error_median_m"] for stage in ("before", "after")]
+        if None not in centre:
+            lines.append(f"{name}: DTR centre error (median) {_fmt(centre[0])} -> {_fmt(centre[1])} m, change "
+                         f"{_fmt(figures['delta']['center_error_median_m'])} "
+                         f"{_fmt_ci(figures['delta_ci'].get('center_error_median_m'))}")
     if "forgetting" in result:
         verdict = "MORE than" if result["forgot_more_than_margin"] else "within"
         bounds = result["sets"]["original"]["delta_ci"].get("accuracy")

@@ -390,11 +390,17 @@ ABLATION_COLUMNS = (("accuracy", "accuracy", "pct"), ("qualitative_accuracy", "q
 
 
 def ablation_markdown(results: dict[str, Any]) -> str:
-    """One row per (model, path asked, stage): the figures of `ABLATION_COLUMNS` on the held-out questions."""
+    """One row per (model, path asked, stage): the figures of `ABLATION_COLUMNS` on the held-out questions with
+    their 95% intervals, and for a variant its change in accuracy and qualitative accuracy against the baseline
+    on the same questions (paired 95% interval)."""
     rows = []
     comparisons = (("joint vs single path", ("lor_only", "dtr_only")),
                    ("blended vs single-source cold start", ("cot_only",)),
                    ("RL with vs without the detection reward", ("no_detection",)))
+
+    def cells(metrics: Mapping[str, Any]) -> list[str]:
+        return [_value(metrics, key, kind) for key, _, kind in ABLATION_COLUMNS]
+
     for ablation, names in comparisons:
         for name in names:
             variant = results["variants"].get(name)
@@ -402,13 +408,16 @@ def ablation_markdown(results: dict[str, Any]) -> str:
                 continue
             for path in variant["rl"]:
                 for stage in ("sft", "rl"):
-                    base = results["baseline"][stage].get(path, {})
-                    mine = variant[stage][path]
-                    rows.append([ablation, f"baseline (joint, blended, all rewards)", path, stage.upper()]
-                                + [fmt(base.get(k), kind) for k, _, kind in ABLATION_COLUMNS])
-                    rows.append([ablation, name, path, stage.upper()]
-                                + [fmt(mine.get(k), kind) for k, _, kind in ABLATION_COLUMNS])
-    header = ["ablation", "model", "path asked", "after"] + [heading for _, heading, _ in ABLATION_COLUMNS]
+                    base, mine = results["baseline"][stage].get(path, {}), variant[stage][path]
+                    paired = ((variant.get("paired") or {}).get(stage) or {}).get(path) or {}
+                    changes = [fmt(mine.get(k) - base.get(k), "pt") + ci(paired.get(k), "pt")
+                               if mine.get(k) is not None and base.get(k) is not None else "n/a"
+                               for k in ("accuracy", "qualitative_accuracy")]
+                    rows.append([ablation, "baseline (joint, blended, all rewards)", path, stage.upper()]
+                                + cells(base) + ["", ""])
+                    rows.append([ablation, name, path, stage.upper()] + cells(mine) + changes)
+    header = (["ablation", "model", "path asked", "after"] + [heading for _, heading, _ in ABLATION_COLUMNS]
+              + ["accuracy vs baseline", "qualitative vs baseline"])
     minutes = results.get("minutes")
     note = (f"Runtime: {minutes:.1f} min for the variants (the baseline is the quickstart's own run).\n\n"
             if minutes else "")
