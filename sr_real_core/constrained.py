@@ -42,7 +42,8 @@ class AnswerConstraint:
         an `<answer>` the caller wrote into the prompt)."""
         self.token_texts = texts
         self.patterns = [
-            regex.compile(rf"\s*(?:{answer_pattern(kind, question)})\s*{re.escape(ANSWER_CLOSE)}[\s\S]*")
+            # White space bounded, so that a constrained answer always closes within a few tokens.
+            regex.compile(rf"\s{{0,4}}(?:{answer_pattern(kind, question)})\s{{0,4}}{re.escape(ANSWER_CLOSE)}[\s\S]*")
             if kind else None for kind, question in zip(answer_types, questions)]
         self.completions = [prefix] * len(self.patterns)
 

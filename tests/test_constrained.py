@@ -62,6 +62,9 @@ def test_the_answer_keeps_its_type_and_the_model_chooses_within_it():
     assert done[1] == "<answer>BBBB"  # no answer type: free
     assert done[2] == "<answer>1.5 m</answer>B"
     assert done[3] == "<answer>B</answer>BB"  # the letter the model prefers is one of the options
+    spaces = AnswerConstraint([*texts, " "], ["yesno"], [""])  # white space cannot keep an answer open
+    assert decode(spaces, "<answer>", [" ", "no", "</answer>"], [*texts, " "], steps=12)[0].startswith(
+        "<answer>    no    </answer>")
     only_a_c = AnswerConstraint([*texts, "C"], ["choice"], ["Which?\nA. the red bbox\nC. the green bbox"])
     assert decode(only_a_c, "<answer>", ["B", "C", "</answer>"], [*texts, "C"], steps=3) == ["<answer>C</answer>"]
     before = AnswerConstraint(texts, ["yesno"], [""])
