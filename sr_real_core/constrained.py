@@ -11,11 +11,13 @@ are ruled out. Reasoning, detections and the choice of path are untouched, and a
 
 It works on token texts, so with any tokenizer and runtime: the PyTorch backend through a `transformers`
 logits processor (`AnswerLogitsProcessor`), the ONNX Runtime / TensorRT host loop directly. The argmax is
-checked first; the scores of a row are sorted only when its argmax is ruled out (a few steps per answer).
+checked first; only when it is ruled out (a few steps per answer) are the row's best `TOP_K` tokens searched,
+then the tokens made only of the answer form's characters (found once per tokenizer and form), best first.
 """
 from __future__ import annotations
 
 import re
+import string
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -24,12 +26,27 @@ import regex
 from sr_real_core.answers import answer_pattern
 
 ANSWER_OPEN, ANSWER_CLOSE = "<answer>", "</answer>"
+TOP_K = 256  # tokens searched by score before the answer-form tokens
 
 
-def token_texts(tokenizer) -> list[str]:
+class TokenTexts(list):
+    """Each token id's text, and per character set the ids of the tokens made only of those characters."""
+
+    def __init__(self, texts):
+        super().__init__(texts)
+        self._within: dict[frozenset, np.ndarray] = {}
+
+    def ids_within(self, characters: frozenset) -> np.ndarray:
+        if characters not in self._within:
+            self._within[characters] = np.array([index for index, text in enumerate(self)
+                                                 if text and set(text) <= characters], dtype=np.int64)
+        return self._within[characters]
+
+
+def token_texts(tokenizer) -> TokenTexts:
     """Each token id's text (special tokens as written), so that a completion's text is their concatenation."""
-    return tokenizer.batch_decode([[token] for token in range(len(tokenizer))], skip_special_tokens=False,
-                                  clean_up_tokenization_spaces=False)
+    return TokenTexts(tokenizer.batch_decode([[token] for token in range(len(tokenizer))], skip_special_tokens=False,
+                                             clean_up_tokenization_spaces=False))
 
 
 class AnswerConstraint:
@@ -40,11 +57,15 @@ class AnswerConstraint:
                  prefix: str = ""):
         """`texts`: each token id's text (`token_texts`); `prefix`: completion text every row already has (e.g.
         an `<answer>` the caller wrote into the prompt)."""
-        self.token_texts = texts
-        self.patterns = [
-            # White space bounded, so that a constrained answer always closes within a few tokens.
-            regex.compile(rf"\s{{0,4}}(?:{answer_pattern(kind, question)})\s{{0,4}}{re.escape(ANSWER_CLOSE)}[\s\S]*")
-            if kind else None for kind, question in zip(answer_types, questions)]
+        self.token_texts = texts if isinstance(texts, TokenTexts) else TokenTexts(texts)
+        forms = [answer_pattern(kind, question) if kind else None for kind, question in zip(answer_types, questions)]
+        # White space bounded, so that a constrained answer always closes within a few tokens.
+        self.patterns = [regex.compile(rf"\s{{0,4}}(?:{form})\s{{0,4}}{re.escape(ANSWER_CLOSE)}[\s\S]*")
+                         if form else None for form in forms]
+        # A superset of the characters an answer of the form and its close can contain (the pattern's own
+        # characters cover its letters; digits from ranges like [0-9] are added).
+        self.characters = [frozenset(form) | frozenset(string.digits + string.whitespace + ANSWER_CLOSE)
+                           if form else None for form in forms]
         self.completions = [prefix] * len(self.patterns)
 
     def allows(self, row: int, token: int) -> bool:
@@ -63,8 +84,13 @@ class AnswerConstraint:
         chosen = np.array(best, dtype=np.int64)
         for row, token in enumerate(chosen.tolist()):
             if not self.allows(row, token):
-                order = np.argsort(-np.asarray(row_scores(row), dtype=np.float32), kind="stable")
-                chosen[row] = next((int(t) for t in order if self.allows(row, int(t))), token)
+                scores = np.asarray(row_scores(row), dtype=np.float32)
+                top = np.argpartition(-scores, min(TOP_K, scores.size - 1))[:TOP_K]
+                formed = self.token_texts.ids_within(self.characters[row])
+                formed = formed[formed < scores.size]
+                candidates = (*top[np.argsort(-scores[top], kind="stable")],
+                              *formed[np.argsort(-scores[formed], kind="stable")])
+                chosen[row] = next((int(t) for t in candidates if self.allows(row, int(t))), token)
         return chosen
 
     def advance(self, tokens: Sequence[int]) -> None:

@@ -107,3 +107,16 @@ def test_the_transformers_processor_overrules_only_forbidden_argmaxes(tokenizer)
     # The next call reads the token each row took from input_ids.
     processor(torch.cat([prompt, torch.tensor([[no], [letter]])], 1), scores.clone())
     assert processor.__class__.__name__ == "AnswerLogitsProcessor"
+
+
+def test_a_ruled_out_argmax_is_replaced_from_a_large_vocabulary_without_a_full_search():
+    """At Qwen's vocabulary size, with the allowed answers ranked far down, the best allowed token is found among
+    the tokens made of the answer form's characters (the top-k alone does not hold it)."""
+    texts = [f"t{index}" for index in range(151_936)]
+    texts[:5] = ["<answer>", "yes", "no", "B", "maybe"]
+    scores = np.linspace(1.0, 0.0, len(texts), dtype=np.float32)[None].copy()
+    scores[0, 3], scores[0, 1], scores[0, 2] = 5.0, -1.0, -0.5  # "B" first, then "no" above "yes", both last
+    constraint = AnswerConstraint(texts, ["yesno"], [""], prefix="<answer>")
+    assert constraint.pick(scores.argmax(-1), scores.__getitem__).tolist() == [2]
+    assert 2 in constraint.token_texts.ids_within(constraint.characters[0])
+    assert 4 not in constraint.token_texts.ids_within(constraint.characters[0])  # "maybe": the "m" is not
