@@ -19,7 +19,7 @@ tiny SFT recipe). Median seconds per optimizer step after a warm-up step (8 samp
 --finetune: the measured continued-training run. A base checkpoint (`--base` with the mixture it was trained on,
 `--original`, e.g. the quickstart's RL checkpoint; else a full SFT of the tiny model on a synthetic mixture of
 table-tops and rooms, trained here), then the on-device recipe from it on a synthetic robot recording (room scenes
-only, another seed, measured 3D labels) with a 0.3 replay share, and `sr-real train compare` on held-out robot
+only, another seed, measured 3D labels) with a replay share (`--replay-share`, default 0.3), and `sr-real train compare` on held-out robot
 scenes and the original held-out set: accuracy on `--questions` held-out questions per set (auto path, 384 new
 tokens as in the quickstart) and the answer loss on `--loss-records` held-out SFT records per set (each mixture's
 sft_eval.jsonl). Nothing is written into `--original`. `--validation` chooses the recipe (`--lr`,
@@ -225,7 +225,7 @@ def finetune(args: argparse.Namespace, out: Path) -> dict:
     config = continue_config(REPO / "training/configs/tiny-robot-lora.yaml",
                              {"output_dir": str(out / "robot-sft"), "data": {"mixture": str(robot_data)},
                               "trainer": trainer},
-                             init_from=str(base_model), replay=str(original), replay_share=0.3)
+                             init_from=str(base_model), replay=str(original), replay_share=args.replay_share)
     tuned = train(config)
     trained = time.perf_counter()
     replayed = out / "robot-sft" / "data-replay"
@@ -241,7 +241,8 @@ def finetune(args: argparse.Namespace, out: Path) -> dict:
                                  max_new_tokens=args.max_new_tokens, loss_sets=loss_sets,
                                  loss_records=args.loss_records)
     result["run"] = {"base": str(base_model), "original": str(original), "robot_steps": args.robot_steps,
-                     "learning_rate": config.trainer["learning_rate"], "validation": args.validation,
+                     "learning_rate": config.trainer["learning_rate"], "replay_share": args.replay_share,
+                     "validation": args.validation,
                      "max_new_tokens": args.max_new_tokens,
                      "robot_scenes": args.robot_scenes, "train_minutes": round((trained - began) / 60, 1),
                      "minutes": round((time.perf_counter() - began) / 60, 1), "load": _load()}
@@ -264,6 +265,8 @@ def main() -> None:
     parser.add_argument("--robot-scenes", type=int, default=40, help="scenes of the synthetic robot recording")
     parser.add_argument("--robot-steps", type=int, default=40)
     parser.add_argument("--lr", type=float, help="the fine-tune's learning rate (default: the recipe's)")
+    parser.add_argument("--replay-share", type=float, default=0.3,
+                        help="share of the fine-tune's records replayed from --original (default 0.3)")
     parser.add_argument("--validation", action="store_true",
                         help="choose the recipe: train on part of the robot's training scenes and evaluate on the "
                              "rest (a validation split); the held-out scenes and the original set are not used")
