@@ -12,23 +12,18 @@
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
+import sys
+from pathlib import Path
 
 import numpy as np
 
-from sr_real_core.constrained import AnswerConstraint
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from sr_real_core.constrained import AnswerConstraint  # noqa: E402
+
+from benchmarks.bench_model import timed as median_time  # noqa: E402  (a warm-up call, then the median)
 
 ROWS = 32
-
-
-def median_time(action, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        action()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def step_costs(vocab: int, repeats: int) -> tuple[float, float]:
@@ -56,7 +51,6 @@ def engine_costs(model: str, qa: str, questions: int, repeats: int) -> dict[str,
     answers = {}
     for constrained in (False, True):
         reasoner = SpatialReasoner.from_pretrained(model, max_new_tokens=384, constrain_answer=constrained)
-        reasoner.ask_batch(queries[:2])  # warm-up (and the token texts, once per engine)
 
         def run() -> None:
             answers[constrained] = [a.answer for start in range(0, len(queries), 32)

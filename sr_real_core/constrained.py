@@ -87,7 +87,6 @@ class AnswerConstraint:
                 scores = np.asarray(row_scores(row), dtype=np.float32)
                 top = np.argpartition(-scores, min(TOP_K, scores.size - 1))[:TOP_K]
                 formed = self.token_texts.ids_within(self.characters[row])
-                formed = formed[formed < scores.size]
                 candidates = (*top[np.argsort(-scores[top], kind="stable")],
                               *formed[np.argsort(-scores[formed], kind="stable")])
                 chosen[row] = next((int(t) for t in candidates if self.allows(row, int(t))), token)
@@ -107,13 +106,12 @@ def logits_processor(constraint: AnswerConstraint):
 
     class AnswerLogitsProcessor(LogitsProcessor):
         def __init__(self):
-            self.prompt_length: int | None = None
+            self.started = False  # the first call sees only the prompt
 
         def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
-            if self.prompt_length is None:
-                self.prompt_length = input_ids.shape[1]
-            else:
+            if self.started:
                 constraint.advance(input_ids[:, -1].tolist())
+            self.started = True
             best = scores.argmax(-1)
             chosen = torch.as_tensor(constraint.pick(best.cpu().numpy(),
                                                      lambda row: scores[row].float().cpu().numpy()),

@@ -45,8 +45,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
 
 def run_ablations(out: str | Path = "runs/ablations", quickstart: str | Path = "runs/quickstart",
                   recipe: str | Path | None = None, max_steps: int | None = None) -> dict[str, Any]:
-    from sr_real.training.evaluate import evaluate_paths
-    from sr_real.training.quickstart import DEFAULT_RECIPE, load_recipe, run_quickstart, start_model
+    from sr_real.training.quickstart import DEFAULT_RECIPE, evaluate_checkpoint, load_recipe, run_quickstart, start_model
     from sr_real.training.train import train
 
     recipe = recipe or DEFAULT_RECIPE
@@ -70,12 +69,10 @@ def run_ablations(out: str | Path = "runs/ablations", quickstart: str | Path = "
         rl = load_config(config.rl, {**common, "output_dir": str(out / name / "rl"), "model": {"path": str(sft_model)},
                                      **_deep(variant["rl"], common)})
         rl_model = train(rl, max_steps)
-        settings = config.eval
         entry = {"ablation": variant["ablation"]}
         for stage, model in (("sft", sft_model), ("rl", rl_model)):
-            entry[stage] = evaluate_paths(model, heldout, out / name / "eval" / stage, paths=variant["paths"],
-                                          batch_size=settings.batch_size, max_new_tokens=settings.max_new_tokens,
-                                          constrain_answer=settings.constrain_answer)
+            entry[stage] = evaluate_checkpoint(model, heldout, out / name / "eval" / stage, config.eval,
+                                               paths=variant["paths"])
         results["variants"][name] = entry
     results["minutes"] = round((time.perf_counter() - started) / 60, 2)
     paired_with_baseline(results, out, quickstart)
@@ -93,15 +90,12 @@ PAIRED_FIGURES = ("accuracy", "qualitative_accuracy")
 def paired_with_baseline(results: dict[str, Any], out: Path, quickstart: Path) -> None:
     """Each variant's change against the baseline asked on the same path and stage, as a paired 95% bootstrap
     interval over the same held-out questions (`results["variants"][name]["paired"][stage][path][figure]`)."""
-    from sr_real.training.heldout import FIGURES, load_rows, paired_interval
-
-    def rows(folder: Path) -> list[dict[str, Any]]:
-        return sorted(load_rows(folder / "verdicts.jsonl"), key=lambda row: row["id"])
+    from sr_real.training.heldout import FIGURES, load_verdicts, paired_interval
 
     for name, entry in results["variants"].items():
         entry["paired"] = {
-            stage: {path: {figure: paired_interval(FIGURES[figure], rows(out / name / "eval" / stage / path),
-                                                   rows(quickstart / "eval" / stage / path))
+            stage: {path: {figure: paired_interval(FIGURES[figure], load_verdicts(out / name / "eval" / stage / path),
+                                                   load_verdicts(quickstart / "eval" / stage / path))
                            for figure in PAIRED_FIGURES}
                     for path in entry[stage]}
             for stage in ("sft", "rl")}

@@ -121,10 +121,9 @@ def compare_checkpoints(before: str | Path, after: str | Path, heldout: dict[str
 def _paired_deltas(folder: Path, path: str) -> dict[str, list[float] | None]:
     """Paired 95% bootstrap intervals of after - before for the figures of `heldout.FIGURES` that `COMPARED` names,
     over the same questions (each stage's `verdicts.jsonl`)."""
-    from sr_real.training.heldout import FIGURES, load_rows, paired_interval
+    from sr_real.training.heldout import FIGURES, load_verdicts, paired_interval
 
-    before, after = (sorted(load_rows(folder / stage / path / "verdicts.jsonl"), key=lambda row: row["id"])
-                     for stage in ("before", "after"))
+    before, after = (load_verdicts(folder / stage / path) for stage in ("before", "after"))
     return {key: paired_interval(FIGURES[key], after, before) for key in COMPARED if key in FIGURES}
 
 

@@ -109,6 +109,11 @@ def load_rows(verdicts: str | Path) -> list[dict[str, Any]]:
         return [json.loads(line) for line in handle if line.strip()]
 
 
+def load_verdicts(folder: str | Path) -> list[dict[str, Any]]:
+    """An evaluation folder's verdict rows in id order: two folders over the same questions pair row by row."""
+    return sorted(load_rows(Path(folder) / "verdicts.jsonl"), key=lambda row: row["id"])
+
+
 # -------------------------------------------------------------------------------------------- per family
 
 

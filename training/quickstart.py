@@ -23,6 +23,7 @@ import json
 import os
 import random
 import time
+from collections.abc import Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -131,7 +132,7 @@ def run_quickstart(out: str | Path = "runs/quickstart", recipe: str | Path = DEF
         rl_model = train(rl, max_steps)
     with clock.stage("eval"):
         heldout = held_out_questions(out / "data", config.eval.max_questions, config.seed)
-        results = {stage: _evaluate(model, heldout, out / "eval" / stage, config.eval)
+        results = {stage: evaluate_checkpoint(model, heldout, out / "eval" / stage, config.eval)
                    for stage, model in (("sft", sft_model), ("rl", rl_model))}
         baselines, per_family = _baselines(out, heldout)
     with clock.stage("showcase"):
@@ -191,11 +192,13 @@ def held_out_questions(mixture_dir: Path, count: int, seed: int, source: str = "
     return path
 
 
-def _evaluate(model: Path, qa: Path, out: Path, settings: EvalSettings) -> dict[str, Any]:
+def evaluate_checkpoint(model: Path, qa: Path, out: Path, settings: EvalSettings,
+                        paths: Sequence[str] = PROMPT_PATHS) -> dict[str, Any]:
+    """`evaluate.evaluate_paths` with the recipe's evaluation settings (the quickstart's and the ablations')."""
     from sr_real.training.evaluate import evaluate_paths
 
-    return evaluate_paths(model, qa, out, batch_size=settings.batch_size, max_new_tokens=settings.max_new_tokens,
-                          constrain_answer=settings.constrain_answer)
+    return evaluate_paths(model, qa, out, paths=paths, batch_size=settings.batch_size,
+                          max_new_tokens=settings.max_new_tokens, constrain_answer=settings.constrain_answer)
 
 
 def _baselines(out: Path, heldout: Path) -> tuple[dict[str, Any], dict[str, Any]]:
