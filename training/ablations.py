@@ -45,7 +45,8 @@ VARIANTS: dict[str, dict[str, Any]] = {
 
 def run_ablations(out: str | Path = "runs/ablations", quickstart: str | Path = "runs/quickstart",
                   recipe: str | Path | None = None, max_steps: int | None = None) -> dict[str, Any]:
-    from sr_real.training.quickstart import DEFAULT_RECIPE, evaluate_checkpoint, load_recipe, run_quickstart, start_model
+    from sr_real.training.quickstart import (DEFAULT_RECIPE, evaluate_checkpoint, load_recipe, run_quickstart,
+                                             start_model)
     from sr_real.training.train import train
 
     recipe = recipe or DEFAULT_RECIPE

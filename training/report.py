@@ -238,7 +238,8 @@ def _results(metrics: Mapping[str, Any], facts: Mapping[str, Any]) -> str:
             "prompt asks for language-only reasoning), DTR (detect-then-reason) and auto (the prompt offers both "
             "and the model picks). SFT = after the cold start, RL = after GRPO. Quantitative success: "
             "0.75 gt <= pred <= 1.25 gt; the centre error is the distance from each true object centre to the "
-            "DTR detection naming its region. " + _decoding(facts) + "\n\n" + metrics_table(metrics) + "\n\n![evaluation](plots/metrics.png)"
+            "DTR detection naming its region. " + _decoding(facts) + "\n\n" + metrics_table(metrics)
+            + "\n\n![evaluation](plots/metrics.png)"
             + ("\n\n### Against baselines (95% bootstrap intervals)\n\n" + baselines_table(metrics)
                + "\n\n### Accuracy per question family against its base rate\n\n" + family_table(metrics)
                if metrics.get("baselines") else ""))
