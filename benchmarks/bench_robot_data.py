@@ -23,8 +23,8 @@ only, another seed, measured 3D labels) with a replay share (`--replay-share`, d
 compare` on held-out robot scenes and the original held-out set: accuracy on `--questions` held-out questions per
 set (auto path, 384 new tokens as in the quickstart) and the answer loss on `--loss-records` held-out SFT records
 per set (each mixture's sft_eval.jsonl). Nothing is written into `--original`. `--validation` chooses the recipe
-(`--lr`, `--robot-steps`) without touching a test set: it trains on 70% of the robot's training scenes and
-evaluates on the other 30% only (no held-out scene, no original set). Prints and writes OUT/compare/compare.json (default OUT
+(`--lr`, `--robot-steps`) without touching a test set: it trains on 70% of the robot's training scenes and evaluates
+on the other 30% only (no held-out scene, no original set). Prints and writes OUT/compare/compare.json (default OUT
 runs/bench-robot-finetune); a finished stage (base, robot data, fine-tune) is reused when run again.
 """
 from __future__ import annotations
