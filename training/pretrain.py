@@ -38,21 +38,27 @@ class PretrainSettings:
     check_samples: int = 50  # fresh sequences for the exact-copy rate at the end
 
 
-def _number(rng: random.Random) -> str:
+def _number(rng: random.Random) -> float:
     """Half the numbers near zero (where centres' x and y usually are), half anywhere in [-2, 4]."""
-    return f"{rng.uniform(-2, 4) if rng.random() < 0.5 else rng.uniform(-0.5, 0.5):.2f}"
+    return rng.uniform(-2, 4) if rng.random() < 0.5 else rng.uniform(-0.5, 0.5)
 
 
 def copy_example(rng: random.Random, max_items: int = 3) -> tuple[str, str]:
-    """(prompt in the chat template, answer ending with <|im_end|>) of one copy sequence."""
+    """(prompt in the chat template, answer ending with <|im_end|>) of one copy sequence; each item's numbers are
+    written as the processor writes a region's evidence (`processing.evidence_words`)."""
+    import numpy as np
+
+    from sr_real_core.model.processing import evidence_words
+
     names = rng.sample(NAMES, rng.randint(1, max_items))
-    items = {name: (",".join(_number(rng) for _ in range(3)),
-                    ",".join(f"{rng.uniform(0.02, 2):.2f}" for _ in range(3))) for name in names}
+    items = {name: np.array([*(_number(rng) for _ in range(3)), *(rng.uniform(0.02, 2) for _ in range(3))])
+             for name in names}
     asked = rng.choice(names)
-    listed = "; ".join(f"{name} (measured: centre {centre} m, size {size} m)" for name, (centre, size) in items.items())
+    listed = "; ".join(f"{name}{evidence_words(row)}" for name, row in items.items())
     prompt = (f"<|im_start|>user\nItems: {listed}. Write the centre of the {asked}.<|im_end|>\n"
               f"<|im_start|>assistant\n")
-    return prompt, f'<3d_box center="{items[asked][0]}">{asked}</3d_box><|im_end|>'
+    centre = ",".join(f"{value:.2f}" for value in items[asked][:3])
+    return prompt, f'<3d_box center="{centre}">{asked}</3d_box><|im_end|>'
 
 
 def _batch(tokenizer, examples: list[tuple[str, str]]):
