@@ -28,7 +28,7 @@ def micro_recipe(directory):
     recipe["mixture"].update(eval_fraction=0.25, qa={"per_scene": 4})
     recipe["eval"] = {"max_questions": 3, "batch_size": 4, "max_new_tokens": 16}
     recipe["showcase"]["questions"] = 1
-    recipe.update(evidence_text=True, pretrain={"steps": 2})  # the opt-in stages (off in the default recipe)
+    recipe.update(evidence_text=True, pretrain={"steps": 2})  # evidence text: opt-in (off in the default recipe)
     path = directory / "micro.yaml"
     path.write_text(yaml.safe_dump(recipe), encoding="utf-8")
     return path
@@ -55,7 +55,7 @@ def test_the_quickstart_writes_metrics_of_the_documented_shape_and_a_report(quic
     report = (root / "quickstart" / "report.md").read_text()
     assert "## Targets" in report and "## Ablations" in report
     assert (root / "quickstart" / "rl" / "final" / "model.safetensors").is_file()
-    assert "Copy pretraining before SFT" in report  # the pretrain stage's figures, before SR-REAL's SFT
+    assert "Read-out pretraining before SFT" in report  # the pretrain stage's figures, before SR-REAL's SFT
     sft_config = yaml.safe_load((root / "quickstart" / "sft" / "config.yaml").read_text())
     assert sft_config["model"]["path"] == str(root / "quickstart" / "pretrain")
     assert json.loads((root / "quickstart" / "tiny-model" / "processor_config.json").read_text())["evidence_text"]

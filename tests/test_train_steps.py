@@ -72,6 +72,28 @@ def test_sft_labels_cover_the_assistant_turn_only(tiny, tmp_path):
     assert batch["image_points"].shape == (batch["image_grid_thw"].prod(-1).sum() // 4, 3)
 
 
+def test_readout_rehearsal_adds_the_readout_loss_of_fresh_sequences_to_each_sft_step(tiny, tmp_path):
+    import random
+
+    from sr_real.training.pretrain import readout_loss
+
+    config = sft_config(tiny, tmp_path)
+    config.data.readout_rehearsal = 2
+    trainer = build_trainer(config)
+    assert trainer.rehearsal == 2
+    batch = trainer.data_collator([trainer.train_dataset[i] for i in range(2)])
+    trainer.model.eval()  # evaluation losses are the SFT loss alone
+    plain = float(trainer.compute_loss(trainer.model, dict(batch)))
+    trainer.model.train()
+    torch.manual_seed(0)
+    rehearsed = float(trainer.compute_loss(trainer.model, dict(batch)))
+    torch.manual_seed(0)
+    sft_only = float(super(type(trainer), trainer).compute_loss(trainer.model, dict(batch)))
+    readout = float(readout_loss(trainer.model, trainer.processing_class, random.Random(config.seed), 2))
+    assert rehearsed == pytest.approx(sft_only + readout, rel=1e-4) and readout > 0.5  # untrained: ~7 nats
+    assert plain == pytest.approx(sft_only, rel=1e-4)  # no dropout in the tiny model: train and eval agree
+
+
 def test_one_grpo_step_changes_the_weights_and_the_rewards_see_the_right_columns(tiny, tmp_path):
     trainer = build_trainer(rl_config(tiny, tmp_path))
     records = {r["id"]: r for r in trainer.train_dataset}

@@ -46,7 +46,7 @@ def _cmd_pretrain(args: argparse.Namespace) -> int:
 
     from sr_real.training.config import ConfigError
     from sr_real.training.continual import checked_checkpoint
-    from sr_real.training.pretrain import PretrainSettings, pretrain_copy
+    from sr_real.training.pretrain import PretrainSettings, pretrain_readout
 
     try:
         checked_checkpoint(args.model, "--model")
@@ -54,9 +54,10 @@ def _cmd_pretrain(args: argparse.Namespace) -> int:
             raise ConfigError(f"--steps: expected a positive number of steps, got {args.steps}")
     except ConfigError as error:
         return _fail(error)
-    figures = pretrain_copy(args.model, args.out, dataclasses.replace(PretrainSettings(), steps=args.steps),
+    figures = pretrain_readout(args.model, args.out, dataclasses.replace(PretrainSettings(), steps=args.steps),
                             seed=args.seed)
-    print(f"exact copies {figures['exact_copy_before']:.0%} -> {figures['exact_copy_after']:.0%}: {args.out}")
+    print(f"median read-out error {figures['readout_error_before']:.2f} -> {figures['readout_error_after']:.2f} m: "
+          f"{args.out}")
     return 0
 
 
@@ -120,11 +121,11 @@ def register(commands: argparse._SubParsersAction) -> None:
     quickstart.add_argument("--max-steps", type=int, default=None, help="cap SFT and RL steps (smoke runs)")
     quickstart.set_defaults(handler=_cmd_quickstart)
 
-    pretrain = actions.add_parser("pretrain", help="copy pretraining of a random-init model before SFT (text only, "
-                                                   "generic; the quickstart's pretrain stage)")
+    pretrain = actions.add_parser("pretrain", help="read-out pretraining of a random-init model before SFT (made-up "
+                                                   "region evidence -> written centres; the quickstart's pretrain stage)")
     pretrain.add_argument("--model", required=True, help="checkpoint to start from, e.g. runs/quickstart/tiny-model")
     pretrain.add_argument("--out", required=True, help="output checkpoint folder (+ pretrain.json)")
-    pretrain.add_argument("--steps", type=int, default=400, help="optimizer steps of 32 sequences (400)")
+    pretrain.add_argument("--steps", type=int, default=600, help="optimizer steps of 32 sequences (600)")
     pretrain.add_argument("--seed", type=int, default=0)
     pretrain.set_defaults(handler=_cmd_pretrain)
 

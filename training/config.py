@@ -64,6 +64,9 @@ class DataConfig:
     kinds: list[str] | None = None  # SFT: keep only these record kinds (lor_cot, dtr_cot, grounding_3d, ...)
     auto_share: float = 0.0  # SFT: share of chains of thought re-asked in auto mode (training/prompts.py)
     depth: bool = True  # give the model the record's depth map (3D positional encoding) when it has one
+    # SFT: made-up read-out sequences (training/pretrain.py) added to every step's loss, so that the SFT blend keeps
+    # the region read-out that read-out pretraining taught; 0: none
+    readout_rehearsal: int = 0
 
 
 @dataclass

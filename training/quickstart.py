@@ -2,7 +2,7 @@
 
     scenes    render synthetic RGB-D scenes (pybullet)                   sr_real_core.data.synth
     mixture   questions, chains of thought, SFT + RL records by scene    sr_real_core.data.mixture
-    pretrain  copy pretraining of the tiny model (text only, generic)    training/pretrain.py
+    pretrain  read-out pretraining of the tiny model (generic, no scene)  training/pretrain.py
     sft       cold-start SFT of the tiny model (a few M parameters)      training/configs/tiny-sft.yaml
     rl        dual-path GRPO from the SFT checkpoint                     training/configs/tiny-rl.yaml
     eval      held-out scenes, per path (LOR / DTR / auto), before and after RL
@@ -152,17 +152,17 @@ def run_quickstart(out: str | Path = "runs/quickstart", recipe: str | Path = DEF
 
 
 def _pretrained(out: Path, config: QuickstartConfig, max_steps: int | None) -> tuple[Path, dict[str, Any]]:
-    """The tiny model copy-pretrained into out/pretrain (training/pretrain.py), and the stage's figures."""
-    from sr_real.training.pretrain import pretrain_copy
+    """The tiny model read-out-pretrained into out/pretrain (training/pretrain.py), and the stage's figures."""
+    from sr_real.training.pretrain import pretrain_readout
 
     settings = config.pretrain
     if max_steps is not None:
         settings = dataclasses.replace(settings, steps=min(settings.steps, max_steps), check_samples=4)
-    return out / "pretrain", pretrain_copy(out / "tiny-model", out / "pretrain", settings, seed=config.seed)
+    return out / "pretrain", pretrain_readout(out / "tiny-model", out / "pretrain", settings, seed=config.seed)
 
 
 def start_model(quickstart: Path) -> Path:
-    """The checkpoint a quickstart's SFT started from: its copy-pretrained model, else its tiny model."""
+    """The checkpoint a quickstart's SFT started from: its read-out-pretrained model, else its tiny model."""
     pretrained = quickstart / "pretrain"
     return pretrained if (pretrained / "pretrain.json").is_file() else quickstart / "tiny-model"
 

@@ -354,13 +354,13 @@ def _training(facts: Mapping[str, Any], sft_log, rl_log, figures, out: Path) -> 
 
 
 def _pretraining(pretrain: Mapping[str, Any] | None) -> str:
-    """The copy-pretraining stage's figures, before SR-REAL's SFT (training/pretrain.py); '' without it."""
+    """The read-out pretraining stage's figures, before SR-REAL's SFT (training/pretrain.py); '' without it."""
     if not pretrain:
         return ""
-    return (f"Copy pretraining before SFT (text only, generic items and numbers, no scene or SR-REAL question): "
-            f"{pretrain['steps']} steps, loss {fmt(pretrain['first_loss'])} -> {fmt(pretrain['last_loss'])}, exact "
-            f"copies of the asked item's centre {fmt(pretrain['exact_copy_before'], 'pct')} -> "
-            f"{fmt(pretrain['exact_copy_after'], 'pct')} of {pretrain['check_samples']} fresh sequences, "
+    return (f"Read-out pretraining before SFT (plain images, made-up region evidence, no scene or SR-REAL question): "
+            f"{pretrain['steps']} steps, loss {fmt(pretrain['first_loss'])} -> {fmt(pretrain['last_loss'])}, median "
+            f"distance from a written centre to its region's evidence {fmt(pretrain['readout_error_before'])} -> "
+            f"{fmt(pretrain['readout_error_after'])} m on {pretrain['check_samples']} fresh sequences, "
             f"{pretrain['minutes']:.1f} min.")
 
 

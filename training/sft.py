@@ -8,6 +8,7 @@ TRL does the rest (loss, logging, saving). Which modules train is set by the con
 """
 from __future__ import annotations
 
+import random
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -67,13 +68,30 @@ def _find(sequence: list[int], pattern: list[int], start: int) -> int:
 
 
 class SRRealSFTTrainer(AtomicCheckpoints, SFTTrainer):
-    """TRL's SFTTrainer with atomic checkpoints."""
+    """TRL's SFTTrainer with atomic checkpoints and, optionally, read-out rehearsal: each step's loss also counts
+    `rehearsal` made-up read-out sequences (training/pretrain.py), drawn from the run's seed."""
+
+    def __init__(self, *args, rehearsal: int = 0, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.rehearsal = rehearsal
+        self.rehearsal_rng = random.Random(self.args.seed)
+
+    def compute_loss(self, model, inputs, return_outputs=False, **kwargs):
+        result = super().compute_loss(model, inputs, return_outputs=return_outputs, **kwargs)
+        if not self.rehearsal or not model.training:
+            return result
+        from sr_real.training.pretrain import readout_loss
+
+        loss, outputs = result if return_outputs else (result, None)
+        loss = loss + readout_loss(model, self.processing_class, self.rehearsal_rng, self.rehearsal)
+        return (loss, outputs) if return_outputs else loss
 
 
-def build_sft_trainer(model, processor, args, train_dataset, use_depth: bool, callbacks=()) -> SRRealSFTTrainer:
+def build_sft_trainer(model, processor, args, train_dataset, use_depth: bool, callbacks=(),
+                      rehearsal: int = 0) -> SRRealSFTTrainer:
     collator = SpatialSFTCollator(processor, use_depth=use_depth, max_length=args.max_length)
     return SRRealSFTTrainer(model=model, args=args, train_dataset=train_dataset, processing_class=processor,
-                            data_collator=collator, callbacks=list(callbacks))
+                            data_collator=collator, callbacks=list(callbacks), rehearsal=rehearsal)
 
 
 @torch.no_grad()
