@@ -34,7 +34,7 @@ def test_the_report_renders_every_section_with_plots(tmp_path):
     out = tmp_path / "quickstart"
     (out / "sft").mkdir(parents=True)
     (out / "rl").mkdir()
-    sft_log = [{"step": s, "loss": 3.0 / s, "mean_token_accuracy": 0.1 * s} for s in range(1, 5)]
+    sft_log = [{"step": s, "loss": 3.0 / s, "mean_token_accuracy": 0.1 * s, "readout_loss": 0.25} for s in range(1, 5)]
     (out / "sft" / "log.jsonl").write_text("".join(json.dumps(entry) + "\n" for entry in sft_log))
     (out / "rl" / "log.jsonl").write_text("".join(json.dumps({"step": s, "reward": 0.1 * s, "reward/format": 0.5,
                                                               "path/dtr": 0.5, "filter/kept_groups": 1.0}) + "\n"
@@ -58,6 +58,7 @@ def test_the_report_renders_every_section_with_plots(tmp_path):
                     "## Ablations"):
         assert heading in text
     assert "&lt;region>" in text and "[marks](../marked.png)" in text  # tokens escaped, images linked
+    assert "final loss 0.750 (of which read-out rehearsal 0.250), token accuracy 40.0%" in text
     assert {p.name for p in (out / "plots").iterdir()} == {"sft_loss.png", "rl_reward.png", "rl_paths.png",
                                                             "metrics.png"}
 

@@ -92,6 +92,7 @@ def test_readout_rehearsal_adds_the_readout_loss_of_fresh_sequences_to_each_sft_
     readout = float(readout_loss(trainer.model, trainer.processing_class, random.Random(config.seed), 2))
     assert rehearsed == pytest.approx(sft_only + readout, rel=1e-4) and readout > 0.5  # untrained: ~7 nats
     assert plain == pytest.approx(sft_only, rel=1e-4)  # no dropout in the tiny model: train and eval agree
+    assert trainer._metrics["train"]["readout_loss"] == [pytest.approx(readout, rel=1e-4)]  # logged on its own
 
 
 def test_one_grpo_step_changes_the_weights_and_the_rewards_see_the_right_columns(tiny, tmp_path):

@@ -343,8 +343,9 @@ def _training(facts: Mapping[str, Any], sft_log, rl_log, figures, out: Path) -> 
     rl_steps = [e for e in rl_log if "reward" in e]
     lines = [f"Data: {len(manifest['scenes']['train'])} training scenes, {len(manifest['scenes']['eval'])} held out; "
              f"records: {counts}. SFT mixture: {kinds}.",
-             f"SFT: {last_sft.get('step', 0)} steps, final loss {fmt(last_sft.get('loss'))}, token accuracy "
-             f"{fmt(last_sft.get('mean_token_accuracy'), 'pct')}.",
+             f"SFT: {last_sft.get('step', 0)} steps, final loss {fmt(last_sft.get('loss'))}"
+             + (f" (of which read-out rehearsal {fmt(last_sft['readout_loss'])})" if "readout_loss" in last_sft else "")
+             + f", token accuracy {fmt(last_sft.get('mean_token_accuracy'), 'pct')}.",
              _pretraining(facts.get("pretrain")),
              f"RL: {len(rl_steps)} logged GRPO steps; reward {fmt(rl_steps[0]['reward'] if rl_steps else None)} at the "
              f"first step, {fmt(rl_steps[-1]['reward'] if rl_steps else None)} at the last. Configs: "

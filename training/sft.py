@@ -83,7 +83,9 @@ class SRRealSFTTrainer(AtomicCheckpoints, SFTTrainer):
         from sr_real.training.pretrain import readout_loss
 
         loss, outputs = result if return_outputs else (result, None)
-        loss = loss + readout_loss(model, self.processing_class, self.rehearsal_rng, self.rehearsal)
+        rehearsal = readout_loss(model, self.processing_class, self.rehearsal_rng, self.rehearsal)
+        self._metrics["train"]["readout_loss"].append(rehearsal.item())  # logged beside the loss, which includes it
+        loss = loss + rehearsal
         return (loss, outputs) if return_outputs else loss
 
 
