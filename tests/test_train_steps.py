@@ -89,7 +89,7 @@ def test_readout_rehearsal_adds_the_readout_loss_of_fresh_sequences_to_each_sft_
     rehearsed = float(trainer.compute_loss(trainer.model, dict(batch)))
     torch.manual_seed(0)
     sft_only = float(super(type(trainer), trainer).compute_loss(trainer.model, dict(batch)))
-    readout = float(readout_loss(trainer.model, trainer.processing_class, random.Random(config.seed), 2))
+    readout = float(readout_loss(trainer.model, trainer.processing_class, random.Random(f"{config.seed}/0"), 2))
     assert rehearsed == pytest.approx(sft_only + readout, rel=1e-4) and readout > 0.5  # untrained: ~7 nats
     assert plain == pytest.approx(sft_only, rel=1e-4)  # no dropout in the tiny model: train and eval agree
     assert trainer._metrics["train"]["readout_loss"] == [pytest.approx(readout, rel=1e-4)]  # logged on its own

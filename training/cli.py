@@ -56,8 +56,9 @@ def _cmd_pretrain(args: argparse.Namespace) -> int:
         return _fail(error)
     figures = pretrain_readout(args.model, args.out, dataclasses.replace(PretrainSettings(), steps=args.steps),
                             seed=args.seed)
-    print(f"median read-out error {figures['readout_error_before']:.2f} -> {figures['readout_error_after']:.2f} m: "
-          f"{args.out}")
+    before, after = (f"{value:.2f} m" if value is not None else "no boxes" for value in
+                     (figures["readout_error_before"], figures["readout_error_after"]))
+    print(f"median read-out error {before} -> {after}: {args.out}")
     return 0
 
 

@@ -69,12 +69,15 @@ def _find(sequence: list[int], pattern: list[int], start: int) -> int:
 
 class SRRealSFTTrainer(AtomicCheckpoints, SFTTrainer):
     """TRL's SFTTrainer with atomic checkpoints and, optionally, read-out rehearsal: each step's loss also counts
-    `rehearsal` made-up read-out sequences (training/pretrain.py), drawn from the run's seed."""
+    `rehearsal` made-up read-out sequences (training/pretrain.py), drawn from the run's seed and the step number,
+    so a resumed run rehearses what the uninterrupted one would have."""
 
     def __init__(self, *args, rehearsal: int = 0, **kwargs):
         super().__init__(*args, **kwargs)
         self.rehearsal = rehearsal
-        self.rehearsal_rng = random.Random(self.args.seed)
+
+    def rehearsal_rng(self) -> random.Random:
+        return random.Random(f"{self.args.seed}/{self.state.global_step}")
 
     def compute_loss(self, model, inputs, return_outputs=False, **kwargs):
         result = super().compute_loss(model, inputs, return_outputs=return_outputs, **kwargs)
@@ -83,7 +86,7 @@ class SRRealSFTTrainer(AtomicCheckpoints, SFTTrainer):
         from sr_real.training.pretrain import readout_loss
 
         loss, outputs = result if return_outputs else (result, None)
-        rehearsal = readout_loss(model, self.processing_class, self.rehearsal_rng, self.rehearsal)
+        rehearsal = readout_loss(model, self.processing_class, self.rehearsal_rng(), self.rehearsal)
         self._metrics["train"]["readout_loss"].append(rehearsal.item())  # logged beside the loss, which includes it
         loss = loss + rehearsal
         return (loss, outputs) if return_outputs else loss
