@@ -30,8 +30,8 @@ def tiny(tmp_path_factory):
     return SimpleNamespace(root=root, model=model, mixture=root / "data")
 
 
-def sft_config(tiny, out, kinds=None, **trainer):
-    data = {"mixture": str(tiny.mixture), "kinds": kinds}
+def sft_config(tiny, out, kinds=None, rehearsal=0, **trainer):
+    data = {"mixture": str(tiny.mixture), "kinds": kinds, "readout_rehearsal": rehearsal}
     return config_from_dict({"stage": "sft", "output_dir": str(out), "model": {"path": str(tiny.model)}, "data": data,
                              "trainer": {**CPU, "per_device_train_batch_size": 2, "max_steps": 1, **trainer}})
 
@@ -184,8 +184,10 @@ class StopAfterSave(TrainerCallback):
             raise KeyboardInterrupt
 
 
-def test_a_killed_run_resumes_with_the_same_data_order_and_state(tiny, tmp_path):
-    settings = {"max_steps": 4, "save_steps": 2, "lr_scheduler_type": "cosine", "weight_decay": 0.01}
+@pytest.mark.parametrize("rehearsal", [0, 2], ids=["plain", "with-readout-rehearsal"])
+def test_a_killed_run_resumes_with_the_same_data_order_and_state(tiny, tmp_path, rehearsal):
+    settings = {"max_steps": 4, "save_steps": 2, "lr_scheduler_type": "cosine", "weight_decay": 0.01,
+                "rehearsal": rehearsal}
     reference_dir, resumed_dir = tmp_path / "uninterrupted", tmp_path / "resumed"
     reference = train(sft_config(tiny, reference_dir, **settings))
 
@@ -199,7 +201,7 @@ def test_a_killed_run_resumes_with_the_same_data_order_and_state(tiny, tmp_path)
     logs = {run: [e for e in read_log(run.parent) if "loss" in e] for run in (reference, resumed)}
     assert [e["step"] for e in logs[resumed]] == [1, 2, 3, 4]  # steps 3-4 logged once, after the resume
     # Same batches in the same order, same optimizer and scheduler state: the same losses and learning rates.
-    for key in ("loss", "learning_rate"):
+    for key in ("loss", "learning_rate") + (("readout_loss",) if rehearsal else ()):
         assert [e[key] for e in logs[resumed]] == pytest.approx([e[key] for e in logs[reference]]), key
     from safetensors.torch import load_file
 
