@@ -91,11 +91,11 @@ def _inputs(processor, examples: list[ReadoutExample], with_answers: bool) -> di
 
 def readout_loss(model, processor, rng: random.Random, batch_size: int, max_items: int = 3):
     """The causal LM loss of `batch_size` fresh read-out sequences, on their answer tokens only (as in SFT)."""
-    from sr_real.training.sft import SpatialSFTCollator
+    from sr_real.training.spatial import assistant_header, assistant_labels
 
     inputs = _inputs(processor, [readout_example(rng, max_items) for _ in range(batch_size)], with_answers=True)
     inputs = {name: value.to(model.device) for name, value in inputs.items()}
-    labels = SpatialSFTCollator(processor).assistant_labels(inputs["input_ids"], inputs["attention_mask"])
+    labels = assistant_labels(*assistant_header(processor.tokenizer), inputs["input_ids"], inputs["attention_mask"])
     return model(**inputs, labels=labels).loss
 
 

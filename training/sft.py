@@ -16,9 +16,8 @@ import torch
 from trl import SFTTrainer
 
 from sr_real.training.runs import AtomicCheckpoints
-from sr_real.training.spatial import encode, record_visuals, user_turns_with_images
-
-IGNORE_INDEX = -100
+from sr_real.training.spatial import (IGNORE_INDEX, assistant_header, assistant_labels, encode, record_visuals,
+                                     user_turns_with_images)
 
 
 class SpatialSFTCollator:
@@ -30,9 +29,7 @@ class SpatialSFTCollator:
 
     def __init__(self, processor, use_depth: bool = True, max_length: int | None = None):
         self.processor, self.use_depth, self.max_length = processor, use_depth, max_length
-        tokenizer = processor.tokenizer
-        self.header = tokenizer.encode("<|im_start|>assistant\n", add_special_tokens=False)
-        self.end = tokenizer.convert_tokens_to_ids("<|im_end|>")
+        self.header, self.end = assistant_header(processor.tokenizer)
 
     def __call__(self, records: Sequence[Mapping[str, Any]]) -> dict[str, torch.Tensor]:
         texts, visuals = [], []
@@ -43,28 +40,8 @@ class SpatialSFTCollator:
             visuals.append(record_visuals(record, text, self.use_depth))
         truncation = {"truncation": True, "max_length": self.max_length} if self.max_length else {}
         batch = encode(self.processor, texts, visuals, padding_side="right", **truncation)
-        batch["labels"] = self.assistant_labels(batch["input_ids"], batch["attention_mask"])
+        batch["labels"] = assistant_labels(self.header, self.end, batch["input_ids"], batch["attention_mask"])
         return dict(batch)
-
-    def assistant_labels(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        labels = torch.full_like(input_ids, IGNORE_INDEX)
-        width = len(self.header)
-        for row, ids in enumerate(input_ids.tolist()):
-            start = 0
-            while (start := _find(ids, self.header, start)) >= 0:
-                begin = start + width
-                end = ids.index(self.end, begin) + 1 if self.end in ids[begin:] else len(ids)
-                labels[row, begin:end] = input_ids[row, begin:end]
-                start = end
-        return labels.masked_fill(attention_mask == 0, IGNORE_INDEX)
-
-
-def _find(sequence: list[int], pattern: list[int], start: int) -> int:
-    """Index of the first occurrence of `pattern` in `sequence` at or after `start`, or -1."""
-    for index in range(start, len(sequence) - len(pattern) + 1):
-        if sequence[index:index + len(pattern)] == pattern:
-            return index
-    return -1
 
 
 class SRRealSFTTrainer(AtomicCheckpoints, SFTTrainer):

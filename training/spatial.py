@@ -26,6 +26,37 @@ import torch
 from sr_real_core.query import REGION_TOKEN, Query
 
 IMAGE_TOKEN_TYPE = 1  # Qwen2.5-VL's mm_token_type_ids: 0 text, 1 image, 2 video
+IGNORE_INDEX = -100  # labels' ignored value (the loss skips it)
+
+
+def assistant_header(tokenizer) -> tuple[list[int], int]:
+    """The token ids that open an assistant turn (`<|im_start|>assistant\\n`) and the id that ends it."""
+    return (tokenizer.encode("<|im_start|>assistant\n", add_special_tokens=False),
+            tokenizer.convert_tokens_to_ids("<|im_end|>"))
+
+
+def assistant_labels(header: list[int], end: int, input_ids: torch.Tensor,
+                     attention_mask: torch.Tensor) -> torch.Tensor:
+    """Labels on the assistant turns only: everything after each `header` up to and including its `end` token (so
+    the model learns to stop); the rest and the padding are IGNORE_INDEX."""
+    labels = torch.full_like(input_ids, IGNORE_INDEX)
+    width = len(header)
+    for row, ids in enumerate(input_ids.tolist()):
+        start = 0
+        while (start := _find(ids, header, start)) >= 0:
+            begin = start + width
+            stop = ids.index(end, begin) + 1 if end in ids[begin:] else len(ids)
+            labels[row, begin:stop] = input_ids[row, begin:stop]
+            start = stop
+    return labels.masked_fill(attention_mask == 0, IGNORE_INDEX)
+
+
+def _find(sequence: list[int], pattern: list[int], start: int) -> int:
+    """Index of the first occurrence of `pattern` in `sequence` at or after `start`, or -1."""
+    for index in range(start, len(sequence) - len(pattern) + 1):
+        if sequence[index:index + len(pattern)] == pattern:
+            return index
+    return -1
 
 
 def record_visuals(record: Mapping[str, Any], text: str, use_depth: bool = True, images_key: str = "images") -> Query:
