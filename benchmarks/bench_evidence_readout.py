@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import statistics
 from pathlib import Path
 
@@ -30,7 +31,7 @@ def centre_errors(engine, records, data: Path) -> list[float]:
         answer = engine.answer(Query.from_record(record, data, question=question, path="dtr"))
         truth = parse_completion(record["messages"][1]["content"]).detections[0].center
         if answer.detections:
-            errors.append(sum((a - b) ** 2 for a, b in zip(answer.detections[0].center_3d, truth)) ** 0.5)
+            errors.append(math.dist(answer.detections[0].center_3d, truth))
     return errors
 
 

@@ -190,14 +190,15 @@ def render_lor(think: str, answer: str) -> str:
 def render_dtr(detections: Sequence[Detection], think: str, answer: str) -> str:
     """A DTR completion; centres are written with two decimals. Raises ValueError for content that would
     not parse back to the same fields (tags in text, non-finite centres, ambiguous labels)."""
-    boxes = "\n".join(_render_box(detection) for detection in detections)
+    boxes = "\n".join(render_box(detection) for detection in detections)
     noun = "object" if len(detections) == 1 else "objects"
     header = f"Find {len(detections)} relevant {noun}:"
     detect = f"{header}\n{boxes}" if boxes else header
     return f"<detect>{detect}</detect>\n{render_lor(think, answer)}"
 
 
-def _render_box(detection: Detection) -> str:
+def render_box(detection: Detection) -> str:
+    """One `<3d_box center="x,y,z">label</3d_box>` line, the centre with two decimals."""
     if len(detection.center) != 3 or not all(math.isfinite(value) for value in detection.center):
         raise ValueError(f"centre must be three finite numbers, got {detection.center!r}")
     center = ",".join(f"{value:.2f}" for value in detection.center)

@@ -54,6 +54,7 @@ class ReadoutExample:
 
 
 def readout_example(rng: random.Random, max_items: int = 3) -> ReadoutExample:
+    from sr_real_core.grammar import Detection, render_box
     from sr_real_core.query import REGION_TOKEN
 
     count = rng.randint(1, max_items)
@@ -61,8 +62,7 @@ def readout_example(rng: random.Random, max_items: int = 3) -> ReadoutExample:
                                                                             for _ in range(3)))
                      for _ in range(count))
     items = ", ".join(f"item {index + 1} {REGION_TOKEN}" for index in range(count))
-    boxes = "\n".join(f'<3d_box center="{",".join(f"{value:.2f}" for value in row[:3])}">item {index + 1}</3d_box>'
-                      for index, row in enumerate(evidence))
+    boxes = "\n".join(render_box(Detection(f"item {index + 1}", None, row[:3])) for index, row in enumerate(evidence))
     return ReadoutExample(f"Write the 3D centre of each marked item: {items}.", boxes, evidence,
                           tuple(rng.randrange(256) for _ in range(3)))
 
@@ -119,8 +119,7 @@ def readout_errors(model, processor, rng: random.Random, samples: int, max_items
                 detections = parse_completion(f"<detect>{text}</detect>").detections
                 for index, evidence in enumerate(example.evidence):
                     centre = detections[index].center if index < len(detections) else None
-                    errors.append(float("inf") if centre is None else
-                                  sum((a - b) ** 2 for a, b in zip(centre, evidence[:3])) ** 0.5)
+                    errors.append(float("inf") if centre is None else math.dist(centre, evidence[:3]))
     model.train()
     return errors
 
