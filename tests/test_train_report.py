@@ -123,9 +123,75 @@ def test_baselines_answer_the_family_majority_and_lift_the_regions(tmp_path):
                   gt_centers=[{"ref": "red bbox", "center": [0.0, 0.0, float(i)]}]) for i in range(5)]
     heldout = [dict(common, id="h", solution="no", regions=[{"ref": "red bbox", "bbox_2d": [20, 20, 30, 30]}],
                     gt_centers=[{"ref": "red bbox", "center": [0.25, 0.25, 2.0]}])]
+    heldout.append(dict(heldout[0], id="h2", solution="yes",  # two marked regions: the lift answers it
+                        regions=[{"ref": "red bbox", "bbox_2d": [2, 20, 8, 30]}, {"ref": "blue bbox",
+                                                                                  "bbox_2d": [30, 20, 38, 30]}],
+                        gt_centers=[{"ref": "red bbox", "center": [-0.8, 0.25, 2.0]},
+                                    {"ref": "blue bbox", "center": [0.7, 0.25, 2.0]}]))
     for name, records in (("train.jsonl", train), ("heldout.jsonl", heldout)):
         (tmp_path / name).write_text("".join(json.dumps(r) + "\n" for r in records))
     rows = baseline_rows(tmp_path / "train.jsonl", tmp_path / "heldout.jsonl")
     assert rows["prior"][0]["pred"] == "no" and rows["prior"][0]["correct"]  # 3 of 5 training answers
     assert abs(rows["prior"][0]["center_errors"][0] - np.linalg.norm([0.25, 0.25, 0.0])) < 1e-6  # median (0, 0, 2)
     assert rows["lift"][0]["center_errors"][0] < 0.05  # the box's 2 m plane, centred at (0.25, 0.25, 2)
+    assert rows["lift"][0]["pred"] == "no"  # one object: centres do not decide it, the prior answers
+    assert rows["prior"][1]["pred"] == "no" and rows["lift"][1]["pred"] == "yes" and rows["lift"][1]["correct"]
+
+
+def test_answers_computed_from_the_true_centres_are_the_truths(tmp_path):
+    """On generated questions (pitched cameras, every family), the answer `answer_from_centres` computes from
+    the true camera-frame centres is the truth wherever centres decide it, and sizes are left undecided."""
+    from sr_real.training.heldout import answer_from_centres
+    from sr_real_core.answers import parse_length_m
+    from sr_real_core.data.qa import QAConfig, generate_qa, load_qa
+    from sr_real_core.data.synth import SynthConfig, synthesize
+
+    scenes = synthesize(SynthConfig(num_scenes=3, seed=5, width=160, height=120), tmp_path / "synth", progress=False)
+    records = load_qa(generate_qa(scenes, tmp_path / "qa", QAConfig(seed=2, per_scene=16), progress=False))
+    decided = set()
+    for record in records:
+        answer = answer_from_centres(record, [c["center"] for c in record["gt_centers"]])
+        if record["family"] in ("wide_thin", "tall_short", "big_small", "width", "height"):
+            assert answer is None, record["id"]
+        elif record["answer_type"] == "numeric":  # centimetre centres: the rounding moves a length < 1.5 cm
+            assert abs(parse_length_m(answer) - record["solution"]) < 0.015, (record["id"], answer)
+        else:
+            assert answer == record["answer"], (record["id"], answer, record["answer"])
+        decided |= {record["family"]} if answer is not None else set()
+    assert {"left_right", "behind_front", "distance", "direction"} <= decided
+    assert any(abs(u) > 0.1 for r in records for u in (r["up"][0], r["up"][2]))  # pitched: gravity matters
+
+
+def _decided_record(id_: str, solution: str, refs=("red bbox", "blue point")) -> dict:
+    return {"id": id_, "family": "left_right", "category": "left_predicate", "answer_type": "yesno",
+            "question": "Is the red bbox <region> left of the blue point <region>?", "solution": solution,
+            "up": [0.0, -1.0, 0.0], "gt_centers": [{"ref": ref, "center": [x, 0.0, 2.0]}
+                                                  for ref, x in zip(refs, (-0.5, 0.5))]}
+
+
+def test_dtr_answers_are_set_beside_the_answers_their_own_centres_give(tmp_path):
+    from sr_real.training.heldout import centre_decided
+
+    records = [_decided_record(f"q{i}", "yes") for i in range(4)] + [
+        dict(_decided_record("size", "yes"), family="wide_thin", category="wide_predicate")]
+    (tmp_path / "qa.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    left, right = [-0.4, 0.0, 2.0], [0.6, 0.0, 2.0]
+    written = {"q0": [("red bbox", left), ("blue bbox", right)],    # right centres (the label aside), answered right
+               "q1": [("red bbox", right), ("blue point", left)],   # swapped centres, answered right anyway
+               "q2": [("red bbox", left)],                          # one centre for two objects: none computed
+               "q3": [("red bbox", left), ("blue point", right)]}   # right centres, answered wrong
+    rows = [dict(verdict(id_ != "q3"), id=id_, detections=[{"name": "thing", "ref": ref, "center": c}
+                                                           for ref, c in written[id_]]) for id_ in written]
+    rows.append(dict(verdict(True), id="size"))  # sizes are not decided by centres: left out
+    result = centre_decided(rows, tmp_path / "qa.jsonl")
+    assert result["n"] == 4
+    assert result["answered"]["accuracy"]["value"] == 0.75 and result["computed"]["accuracy"]["value"] == 0.5
+    assert result["answered"]["qualitative_accuracy"]["value"] == 0.75
+    assert result["computed"]["quantitative_success"]["value"] is None  # no distance question here
+    low, high = result["difference"]["accuracy"]
+    assert low <= 0.25 <= high
+    from sr_real.training.report import decided_table
+
+    table = decided_table({"centre_decided": {"sft_dtr": result}})
+    assert table.startswith("|  | questions | relative position, answered | relative position, from its centres")
+    assert "| SFT DTR | 4 | 75.0% [" in table and "| 50.0% [" in table and "| +25.0 pt [" in table

@@ -34,6 +34,9 @@ class PathMetrics:
     qualitative_unparsed: float | None  # yes/no and choice answers not understood as a yes/no or a letter
     n: int
     top_yesno_share: float | None = None  # the most frequent parsed yes/no answer's share of them
+    # Share of the questions' objects given a <detect> centre under their name or mark: the centre error is the
+    # median over those alone (None for LOR)
+    center_match_rate: float | None = None
     intervals: dict[str, list[float] | None] | None = None  # figure -> 95% bootstrap interval
 
     def to_dict(self) -> dict[str, Any]:
@@ -74,6 +77,7 @@ def path_metrics(result, qa: str | Path, path: str) -> PathMetrics:
         qualitative_unparsed=sum(v.pred is None for v in qualitative) / len(qualitative) if qualitative else None,
         n=metrics["n"],
         top_yesno_share=figures["top_yesno_share"]["value"],
+        center_match_rate=None if path == "lor" else metrics.get("center_match_rate"),
         intervals={name: figure["ci"] for name, figure in figures.items()},
     )
 

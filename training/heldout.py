@@ -10,7 +10,13 @@ as the model (`sr_real_core.evaluation.scoring`):
 - `prior`: the most frequent training answer of the question's family and answer type (yes/no, letter, clock
   hour; the median training value for a length), with every object at the median training centre;
 - `lift`: each marked region's centre lifted geometrically from the sensor depth (`region3d.lift_region`,
-  the visible surface): the upper reference for DTR centres, on the questions whose objects are marked.
+  the visible surface), and on the questions those centres decide the answer computed exactly from them (the
+  prior's answer elsewhere): the upper reference for DTR centres and for the answers centres decide.
+
+Where a DTR answer is lost: on the questions the objects' centres decide (left/right, above/below, behind/in
+front, the three distances, the clock direction), `centre_decided` sets each DTR answer beside the answer
+computed exactly from the centres that same completion wrote. A model that reasons well from its own centres
+scores as those computed answers do; the gap is what its reasoning loses, the rest is what its grounding loses.
 """
 from __future__ import annotations
 
@@ -22,6 +28,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from sr_real_core import relations as rel
+from sr_real_core.data.facts import AXIS_WORDS, PAIR_METRICS
 
 RESAMPLES = 1000
 QUALITATIVE = ("yesno", "choice")
@@ -189,5 +198,73 @@ def baseline_rows(train_qa: str | Path, heldout_qa: str | Path) -> dict[str, lis
         lifted = _lifted_centres(raw, record.base_dir)
         for name, centres in (("prior", {ref: median_centre for ref in refs}), ("lift", lifted)):
             detections = [Detection(ref, None, tuple(centres[ref])) for ref in refs if ref in centres]
-            runs[name][record.id] = Prediction(record.id, render_dtr(detections, "baseline", answer), {})
+            computed = answer_from_centres(raw, [d.center for d in detections]) if name == "lift" else None
+            runs[name][record.id] = Prediction(record.id, render_dtr(detections, "baseline", computed or answer), {})
     return {name: [v.to_dict() for v in score_all(records, predictions)] for name, predictions in runs.items()}
+
+
+# ------------------------------------------------------------------------------ answers from centres
+
+
+def answer_from_centres(record: Mapping[str, Any], centres: Sequence[Sequence[float]]) -> str | None:
+    """The answer computed exactly from camera-frame centres of the question's objects (in the order the
+    question names them), as the truth is computed (`data.facts`); None for a question centres do not decide
+    (sizes, one object), without a centre for each object, or for a direction between centres one above the
+    other."""
+    family, kind, word = record.get("family"), record.get("answer_type"), str(record.get("category")).split("_")[0]
+    if len(centres) != 2 or len(record.get("gt_centers") or []) != 2:
+        return None
+    a, b = ({"center": centre, "size": (0.0, 0.0, 0.0)} for centre in centres)
+    up = record.get("up")
+    if kind in QUALITATIVE and word in AXIS_WORDS and AXIS_WORDS[word][0] == family:
+        holds = AXIS_WORDS[word][1](a, b, up=up)
+        return ("yes" if holds else "no") if kind == "yesno" else ("A" if holds else "B")
+    if kind == "numeric" and family in PAIR_METRICS:
+        return f"{PAIR_METRICS[family][0](a, b, up=up):.2f} m"
+    if kind == "direction" and family == "direction":
+        try:
+            return f"{rel.clock_direction(a, b, up=up)} o'clock"
+        except ValueError:  # one centre straight above the other: no direction to compute
+            return None
+    return None
+
+
+def decided_by_centres(record: Mapping[str, Any]) -> bool:
+    truth = [c["center"] for c in record.get("gt_centers") or []]
+    return answer_from_centres(record, truth) is not None
+
+
+def _written_centres(row: Mapping[str, Any], record: Mapping[str, Any]) -> list[list[float]]:
+    """The centres a verdict row's completion wrote, in the order it wrote them (DTR completions list the
+    question's objects in the question's order, and reason from them so), one per object of the question; fewer
+    where it wrote fewer. Names are not checked: a centre under the wrong label still informs the reasoning (how
+    many objects get a centre under their own name is `center_match_rate`)."""
+    return [list(d["center"]) for d in (row.get("detections") or [])[:len(record.get("gt_centers") or [])]]
+
+
+DECIDED_FIGURES = ("qualitative_accuracy", "quantitative_success", "accuracy")
+
+
+def centre_decided(rows: Rows, heldout_qa: str | Path) -> dict[str, Any]:
+    """On the questions centres decide, an evaluation's answers beside those computed exactly from the centres
+    each completion wrote (a question whose objects did not all get one counts as wrong): {"n",
+    "answered": {figure: {value, ci}}, "computed": {...}, "difference": {figure: paired ci of answered - computed}}
+    for the figures of `DECIDED_FIGURES` (relative position; distances; all, directions included)."""
+    from sr_real_core.evaluation.records import Prediction, load_qa
+    from sr_real_core.evaluation.scoring import score_all
+    from sr_real_core.grammar import render_dtr
+
+    records = {r.id: r for r in load_qa(heldout_qa) if decided_by_centres(r.raw)}
+    answered = sorted((row for row in rows if row["id"] in records), key=lambda row: row["id"])
+    predictions = {}
+    for row in answered:
+        answer = answer_from_centres(records[row["id"]].raw, _written_centres(row, records[row["id"]].raw))
+        if answer is not None:
+            predictions[row["id"]] = Prediction(row["id"], render_dtr([], "computed from the written centres",
+                                                                      answer), {})
+    computed = [v.to_dict() for v in score_all([records[row["id"]] for row in answered], predictions)]
+    chosen = {name: FIGURES[name] for name in DECIDED_FIGURES}
+    return {"n": len(answered),
+            "answered": {name: {"value": f(answered), "ci": interval(f, answered)} for name, f in chosen.items()},
+            "computed": {name: {"value": f(computed), "ci": interval(f, computed)} for name, f in chosen.items()},
+            "difference": {name: paired_interval(f, answered, computed) for name, f in chosen.items()}}

@@ -12,9 +12,10 @@
 The recipe is `training/configs/quickstart.yaml` (`QuickstartConfig`). Killed midway, the same command
 resumes: scenes and mixture are regenerated (deterministic, seconds) and each training stage continues from
 its last checkpoint. `metrics.json` is `{"sft": {"lor": M, "dtr": M, "auto": M}, "rl": {...}, "baselines":
-{"prior": B, "lift": B}, "per_family": {...}, "minutes": t}` with M as in `training.evaluate.PathMetrics`, B the
-baselines' figures with intervals (`training.heldout`) and per_family the accuracy per question family of each
-model and path against the prior baseline's (the family's base rate).
+{"prior": B, "lift": B}, "per_family": {...}, "centre_decided": {...}, "minutes": t}` with M as in
+`training.evaluate.PathMetrics`, B the baselines' figures with intervals (`training.heldout`), per_family the
+accuracy per question family of each model and path against the prior baseline's (the family's base rate), and
+centre_decided `heldout.centre_decided` of the SFT and RL models' DTR answers and of the lift.
 """
 from __future__ import annotations
 
@@ -134,11 +135,11 @@ def run_quickstart(out: str | Path = "runs/quickstart", recipe: str | Path = DEF
         heldout = held_out_questions(out / "data", config.eval.max_questions, config.seed)
         results = {stage: evaluate_checkpoint(model, heldout, out / "eval" / stage, config.eval)
                    for stage, model in (("sft", sft_model), ("rl", rl_model))}
-        baselines, per_family = _baselines(out, heldout)
+        baselines, per_family, centre_decided = _baselines(out, heldout)
     with clock.stage("showcase"):
         showcase = run_showcase(rl_model, out / "showcase", config, scenes, manifest["scenes"]["eval"][0])
     metrics = {"sft": results["sft"], "rl": results["rl"], "baselines": baselines, "per_family": per_family,
-               "minutes": round(clock.total(), 2)}
+               "centre_decided": centre_decided, "minutes": round(clock.total(), 2)}
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
     from sr_real.training.report import write_report
 
@@ -201,10 +202,12 @@ def evaluate_checkpoint(model: Path, qa: Path, out: Path, settings: EvalSettings
                           max_new_tokens=settings.max_new_tokens, constrain_answer=settings.constrain_answer)
 
 
-def _baselines(out: Path, heldout: Path) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The prior and lift baselines' figures on the held-out questions, and accuracy per family of each
-    baseline and each evaluated (stage, path) (`training.heldout`)."""
-    from sr_real.training.heldout import baseline_rows, families, figures_with_intervals, load_rows, per_family
+def _baselines(out: Path, heldout: Path) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """The prior and lift baselines' figures on the held-out questions, accuracy per family of each baseline
+    and each evaluated (stage, path), and on the questions centres decide, the DTR evaluations' and the lift's
+    answers beside those computed from their own centres (`training.heldout`)."""
+    from sr_real.training.heldout import (baseline_rows, centre_decided, families, figures_with_intervals, load_rows,
+                                          per_family)
 
     rows = baseline_rows(out / "data" / "rl_train.jsonl", heldout)
     family_of = families(heldout)
@@ -212,7 +215,8 @@ def _baselines(out: Path, heldout: Path) -> tuple[dict[str, Any], dict[str, Any]
         f"{stage}_{path}": load_rows(out / "eval" / stage / path / "verdicts.jsonl")
         for stage in ("sft", "rl") for path in PROMPT_PATHS}
     return ({name: figures_with_intervals(r) for name, r in rows.items()},
-            {name: per_family(r, family_of) for name, r in runs.items()})
+            {name: per_family(r, family_of) for name, r in runs.items()},
+            {name: centre_decided(runs[name], heldout) for name in ("sft_dtr", "rl_dtr", "lift")})
 
 
 def run_showcase(model: Path, out: Path, config: QuickstartConfig, scenes: Path, heldout_scene: str) -> dict[str, Any]:

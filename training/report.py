@@ -24,6 +24,7 @@ TABLE_METRICS = (  # key, heading, format
     ("quantitative_success", "quantitative success", "pct"),
     ("abs_rel", "abs-rel error", "num"),
     ("center_error_median_m", "DTR centre error (median, m)", "num"),
+    ("center_match_rate", "DTR objects given a centre under their name", "pct"),
     ("mean_reward", "mean reward", "num"),
     ("path_share_dtr", "DTR path share", "pct"),
     ("accuracy", "accuracy (all)", "pct"),
@@ -242,7 +243,9 @@ def _results(metrics: Mapping[str, Any], facts: Mapping[str, Any]) -> str:
             + "\n\n![evaluation](plots/metrics.png)"
             + ("\n\n### Against baselines (95% bootstrap intervals)\n\n" + baselines_table(metrics)
                + "\n\n### Accuracy per question family against its base rate\n\n" + family_table(metrics)
-               if metrics.get("baselines") else ""))
+               if metrics.get("baselines") else "")
+            + ("\n\n### Where DTR answers are lost: answered, or computed from the centres written\n\n"
+               + decided_table(metrics) if metrics.get("centre_decided") else ""))
 
 
 def _decoding(facts: Mapping[str, Any]) -> str:
@@ -289,7 +292,8 @@ def baselines_table(metrics: Mapping[str, Any]) -> str:
                                                                               or {}).get(k)} for k, _, _ in BASELINE_FIGURES})
                for p in PROMPT_PATHS]
     names = {"prior": "prior (majority answer per family, constant median centre)",
-             "lift": "geometric lift of the marked regions (upper reference for centres)"}
+             "lift": "geometric lift of the marked regions (upper reference for centres and the answers they "
+                     "decide)"}
     columns += [(names.get(name, name), figures) for name, figures in (metrics.get("baselines") or {}).items()]
     rows = [[heading] + [fmt(f[key]["value"], kind) + ci(f[key]["ci"], kind) for _, f in columns]
             for key, heading, kind in BASELINE_FIGURES]
@@ -304,6 +308,39 @@ def family_table(metrics: Mapping[str, Any]) -> str:
     rows = [[family, str(per_family[runs[0]].get(family, {}).get("n", 0))]
             + [fmt(per_family[r].get(family, {}).get("accuracy"), "pct") for r in runs] for family in families]
     return table(["family", "n"] + [r.replace("_", " ") for r in runs], rows)
+
+
+DECIDED_RUNS = {"sft_dtr": "SFT DTR", "rl_dtr": "RL DTR", "lift": "geometric lift (prior answer where unmarked)"}
+
+
+def _difference(entry: Mapping[str, Any], figure: str) -> str:
+    answered, computed = entry["answered"][figure]["value"], entry["computed"][figure]["value"]
+    value = answered - computed if answered is not None and computed is not None else None
+    return fmt(value, "pt") + ci(entry["difference"][figure], "pt")
+
+
+def decided_table(metrics: Mapping[str, Any]) -> str:
+    """On the questions the objects' centres decide, each DTR model's answers beside the answers computed
+    exactly from the centres its completions wrote (`training.heldout.centre_decided`), and the lift's."""
+    decided = metrics["centre_decided"]
+    rows = []
+    for name, heading in DECIDED_RUNS.items():
+        entry = decided.get(name)
+        if entry:
+            rows.append([heading, str(entry["n"])] + [
+                fmt(entry[side][figure]["value"], "pct") + ci(entry[side][figure]["ci"], "pct")
+                for figure in ("qualitative_accuracy", "quantitative_success", "accuracy")
+                for side in ("answered", "computed")] + [_difference(entry, "accuracy")])
+    header = ["", "questions"] + [f"{figure}, {side}" for figure in ("relative position", "distances", "all")
+                                  for side in ("answered", "from its centres")] + ["all: answered - computed"]
+    return (table(header, rows) + "\n\nThe questions the objects' centres decide: left/right, above/below, "
+            "behind/in front, the three distances and the clock direction. \"From its centres\": the answer "
+            "computed exactly (as the truth is) from the centres the same completion wrote in `<detect>`, in the "
+            "order it wrote them (a completion with fewer centres than objects leaves the question wrong). "
+            "Answered above computed: the answers do not come from the written centres (priors, or cues the "
+            "centres miss); computed above answered: the reasoning loses what the centres hold. The lift's "
+            "computed answers are the geometry of the marked regions from the sensor depth (unmarked questions "
+            "stay wrong): the reference for what centres can decide.")
 
 
 def answer_bias(verdicts: Path) -> dict[str, tuple[str, float, float]]:
