@@ -311,6 +311,7 @@ def family_table(metrics: Mapping[str, Any]) -> str:
 
 
 DECIDED_RUNS = {"sft_dtr": "SFT DTR", "rl_dtr": "RL DTR", "lift": "geometric lift (prior answer where unmarked)"}
+DECIDED_HEADINGS = {"qualitative_accuracy": "relative position", "quantitative_success": "distances", "accuracy": "all"}
 
 
 def _difference(entry: Mapping[str, Any], figure: str) -> str:
@@ -329,9 +330,8 @@ def decided_table(metrics: Mapping[str, Any]) -> str:
         if entry:
             rows.append([heading, str(entry["n"])] + [
                 fmt(entry[side][figure]["value"], "pct") + ci(entry[side][figure]["ci"], "pct")
-                for figure in ("qualitative_accuracy", "quantitative_success", "accuracy")
-                for side in ("answered", "computed")] + [_difference(entry, "accuracy")])
-    header = ["", "questions"] + [f"{figure}, {side}" for figure in ("relative position", "distances", "all")
+                for figure in DECIDED_HEADINGS for side in ("answered", "computed")] + [_difference(entry, "accuracy")])
+    header = ["", "questions"] + [f"{heading}, {side}" for heading in DECIDED_HEADINGS.values()
                                   for side in ("answered", "from its centres")] + ["all: answered - computed"]
     return (table(header, rows) + "\n\nThe questions the objects' centres decide: left/right, above/below, "
             "behind/in front, the three distances and the clock direction. \"From its centres\": the answer "
