@@ -29,9 +29,6 @@ from typing import Any
 
 import numpy as np
 
-from sr_real_core import relations as rel
-from sr_real_core.data.facts import AXIS_WORDS, PAIR_METRICS
-
 RESAMPLES = 1000
 QUALITATIVE = ("yesno", "choice")
 Rows = Sequence[Mapping[str, Any]]
@@ -211,6 +208,9 @@ def answer_from_centres(record: Mapping[str, Any], centres: Sequence[Sequence[fl
     question names them), as the truth is computed (`data.facts`); None for a question centres do not decide
     (sizes, one object), without a centre for each object, or for a direction between centres one above the
     other."""
+    from sr_real_core import relations as rel
+    from sr_real_core.data.facts import AXIS_WORDS, PAIR_METRICS
+
     family, kind, word = record.get("family"), record.get("answer_type"), str(record.get("category")).split("_")[0]
     if len(centres) != 2 or len(record.get("gt_centers") or []) != 2:
         return None
