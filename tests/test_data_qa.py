@@ -246,6 +246,22 @@ def test_level_camera_reasons_in_camera_coordinates(qa):
     assert all("x right, y down, z forward" in parse_completion(r["completions"]["dtr"]).think for r in user)
 
 
+def test_dtr_reads_left_right_and_depth_off_its_detected_centres(qa):
+    """Left/right and behind/in front are decided by copying x or z from <detect>, also under a pitched camera,
+    where the other families restate the centres along gravity."""
+    records, scenes, _ = qa
+    compared = {"left_right": 0, "behind_front": 2}
+    chosen = [r for r in records if r["family"] in compared]
+    assert any(scenes[r["scene_id"]].up is not None and scenes[r["scene_id"]].up[2] != 0 for r in chosen)
+    for record in chosen:
+        parsed = parse_completion(record["completions"]["dtr"])
+        index = compared[record["family"]]
+        values = [f"{d.center[index]:.2f}" for d in parsed.detections]
+        think = parsed.think
+        assert "gravity" not in think and all(value in think for value in values), think
+        assert think.index(values[0]) < think.rindex(values[1]), think
+
+
 def test_same_seed_gives_the_same_questions(qa):
     _, _, root = qa
     again = generate_qa(root / "user.jsonl", root / "qa-user-again", QA_CONFIG, progress=False)

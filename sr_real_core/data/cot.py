@@ -4,8 +4,11 @@
   offsets, sizes or depth cues the question needs, in words and human units (no coordinates), then the
   conclusion.
 - DTR (detect-then-reason): the ``<detect>`` block lists the objects' camera-frame centres (two decimals,
-  ``grammar.render_dtr``); the reasoning restates them in the gravity-aligned frame when the camera is
-  pitched or rolled, and computes the answer from exactly the numbers it shows.
+  ``grammar.render_dtr``). Left/right and behind/in front are read straight off those centres (x, z) where
+  that coordinate orders the pair as gravity does (every question on a camera without roll, and behind/in
+  front is only asked where the range agrees); otherwise the reasoning restates the centres in the
+  gravity-aligned frame when the camera is pitched or rolled. Either way it computes the answer from exactly
+  the numbers it shows.
 
 Both close with "So the answer is X." and put X in ``<answer>``. Every number shown comes from the same
 centimetre-resolution geometry the truth is computed from (``facts``), so the stated numbers, the
@@ -345,8 +348,50 @@ def _unit_note(question: Question) -> str:
     return f", which is about {question.answer}"
 
 
+# Relations a camera-frame coordinate decides as the gravity frame does on most cameras: x for left/right (any
+# camera without roll), z for behind/in front (questions are only asked where the straight-line range agrees).
+# Family -> (index into the camera centre, axis name, what a larger value means).
+_CAMERA_COMPARISONS = {
+    "left_right": (0, "x", "to the right of"),
+    "behind_front": (2, "z", "farther from the camera than"),
+}
+_SMALLER = {"to the right of": "to the left of", "farther from the camera than": "closer to the camera than"}
+
+
+def _camera_comparison(question: Question, rng: np.random.Generator) -> str | None:
+    """The relation step read straight off the ``<detect>`` centres, for a family whose camera-frame coordinate
+    orders the two objects as the gravity frame does on this question; None elsewhere. A copy of the numbers just
+    written is exact, while restating them along gravity needs the camera's tilt, which the policy can only guess
+    from the image. Two phrasing draws, as the frame and relation steps it replaces take, so the questions drawn
+    after it from the same generator stay the same."""
+    entry = _CAMERA_COMPARISONS.get(question.fact.family)
+    if entry is None or len(question.subjects) != 2:
+        return None
+    index, axis, larger = entry
+    (a, b), gravity = question.subjects, _Axes(level=False)
+    camera_gap = b.thing.camera_center[index] - a.thing.camera_center[index]
+    gravity_gap = gravity.values(b.thing)[index] - gravity.values(a.thing)[index]
+    if camera_gap * gravity_gap <= 0:
+        return None
+    relation = larger if camera_gap > 0 else _SMALLER[larger]
+    reading = _pick(rng, ("From the detected centres (camera frame: x right, y down, z forward), {A} has {axis} = "
+                          "{va} and {B} has {axis} = {vb}.",
+                          "Reading {axis} off the detected centres (x right, y down, z forward): {A} {va}, {B} {vb}."),
+                    A=a.label, B=b.label, axis=axis, va=_number(a.thing.camera_center[index]),
+                    vb=_number(b.thing.camera_center[index]))
+    decision = _pick(rng, ("{B} has the {order} {axis}, so {B} is {relation} {A}.",
+                           "The {order} {axis} puts {B} {relation} {A}."),
+                     A=a.label, B=b.label, axis=axis, order="larger" if camera_gap > 0 else "smaller",
+                     relation=relation)
+    return f"{reading} {decision}"
+
+
 def dtr_completion(question: Question, rng: np.random.Generator) -> str:
-    axes = _Axes(_is_level(question))
-    steps = [_dtr_frame(question, axes, rng), _dtr_relation(question, axes, rng), _conclusion(question, rng)]
+    comparison = _camera_comparison(question, rng)
+    if comparison is not None:
+        steps = [comparison, _conclusion(question, rng)]
+    else:
+        axes = _Axes(_is_level(question))
+        steps = [_dtr_frame(question, axes, rng), _dtr_relation(question, axes, rng), _conclusion(question, rng)]
     detections = [s.detection for s in question.subjects]
     return render_dtr(detections, " ".join(steps), question.answer)
