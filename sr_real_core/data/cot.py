@@ -350,12 +350,11 @@ def _unit_note(question: Question) -> str:
 
 # Relations a camera-frame coordinate decides as the gravity frame does on most cameras: x for left/right (any
 # camera without roll), z for behind/in front (questions are only asked where the straight-line range agrees).
-# Family -> (index into the camera centre, axis name, what a larger value means).
+# Family -> (index into the camera centre, axis name, what a larger / a smaller value means).
 _CAMERA_COMPARISONS = {
-    "left_right": (0, "x", "to the right of"),
-    "behind_front": (2, "z", "farther from the camera than"),
+    "left_right": (0, "x", "to the right of", "to the left of"),
+    "behind_front": (2, "z", "farther from the camera than", "closer to the camera than"),
 }
-_SMALLER = {"to the right of": "to the left of", "farther from the camera than": "closer to the camera than"}
 
 
 def _camera_comparison(question: Question, rng: np.random.Generator) -> str | None:
@@ -367,13 +366,13 @@ def _camera_comparison(question: Question, rng: np.random.Generator) -> str | No
     entry = _CAMERA_COMPARISONS.get(question.fact.family)
     if entry is None or len(question.subjects) != 2:
         return None
-    index, axis, larger = entry
+    index, axis, larger, smaller = entry
     (a, b), gravity = question.subjects, _Axes(level=False)
     camera_gap = b.thing.camera_center[index] - a.thing.camera_center[index]
     gravity_gap = gravity.values(b.thing)[index] - gravity.values(a.thing)[index]
     if camera_gap * gravity_gap <= 0:
         return None
-    relation = larger if camera_gap > 0 else _SMALLER[larger]
+    relation = larger if camera_gap > 0 else smaller
     reading = _pick(rng, ("From the detected centres (camera frame: x right, y down, z forward), {A} has {axis} = "
                           "{va} and {B} has {axis} = {vb}.",
                           "Reading {axis} off the detected centres (x right, y down, z forward): {A} {va}, {B} {vb}."),
