@@ -367,21 +367,19 @@ def _camera_comparison(question: Question, rng: np.random.Generator) -> str | No
     if entry is None or len(question.subjects) != 2:
         return None
     index, axis, larger, smaller = entry
-    (a, b), gravity = question.subjects, _Axes(level=False)
-    camera_gap = b.thing.camera_center[index] - a.thing.camera_center[index]
-    gravity_gap = gravity.values(b.thing)[index] - gravity.values(a.thing)[index]
-    if camera_gap * gravity_gap <= 0:
+    a, b = question.subjects
+    value_a, value_b = a.thing.camera_center[index], b.thing.camera_center[index]
+    # The gravity box centre is (right, down, forward): the same index names the same axis.
+    if (value_b - value_a) * (b.thing.box.center[index] - a.thing.box.center[index]) <= 0:
         return None
-    relation = larger if camera_gap > 0 else smaller
+    order, relation = ("larger", larger) if value_b > value_a else ("smaller", smaller)
     reading = _pick(rng, ("From the detected centres (camera frame: x right, y down, z forward), {A} has {axis} = "
                           "{va} and {B} has {axis} = {vb}.",
                           "Reading {axis} off the detected centres (x right, y down, z forward): {A} {va}, {B} {vb}."),
-                    A=a.label, B=b.label, axis=axis, va=_number(a.thing.camera_center[index]),
-                    vb=_number(b.thing.camera_center[index]))
+                    A=a.label, B=b.label, axis=axis, va=_number(value_a), vb=_number(value_b))
     decision = _pick(rng, ("{B} has the {order} {axis}, so {B} is {relation} {A}.",
                            "The {order} {axis} puts {B} {relation} {A}."),
-                     A=a.label, B=b.label, axis=axis, order="larger" if camera_gap > 0 else "smaller",
-                     relation=relation)
+                     A=a.label, B=b.label, axis=axis, order=order, relation=relation)
     return f"{reading} {decision}"
 
 
