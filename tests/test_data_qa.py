@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from sr_real.cli import main
 from sr_real_core.answers import parse_length_m
+from sr_real_core.data.cot import DTR_STEP_OF_FAMILY, DTR_STEPS, dtr_step
 from sr_real_core.data.facts import unambiguous_names
 from sr_real_core.data.qa import QAConfig, generate_qa, load_qa
 from sr_real_core.data.rewrite import CoTRewriter, RewriteConfig
@@ -260,6 +261,19 @@ def test_dtr_reads_left_right_and_depth_off_its_detected_centres(qa):
         think = parsed.think
         assert "gravity" not in think and all(value in think for value in values), think
         assert think.index(values[0]) < think.rindex(values[1]), think
+
+
+def test_every_dtr_chain_reads_back_as_the_relation_step_of_its_family(qa):
+    """`cot.dtr_step` recognises each family's step in every generated chain (what an evaluation reads back from
+    a model's chains), so its phrases cannot drift from the templates unnoticed."""
+    records, _, _ = qa
+    steps = {}
+    for record in records:
+        step = dtr_step(parse_completion(record["completions"]["dtr"]).think)
+        assert step == DTR_STEP_OF_FAMILY[record["family"]], (record["family"], record["completions"]["dtr"])
+        steps[step] = steps.get(step, 0) + 1
+    assert set(steps) == set(DTR_STEPS), steps
+    assert dtr_step("The objects look similar. So the answer is yes.") is None
 
 
 def test_same_seed_gives_the_same_questions(qa):

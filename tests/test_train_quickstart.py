@@ -58,6 +58,8 @@ def test_the_quickstart_writes_metrics_of_the_documented_shape_and_a_report(quic
     assert "Read-out pretraining before SFT" in report  # the pretrain stage's figures, before SR-REAL's SFT
     assert set(metrics["centre_decided"]) == {"sft_dtr", "rl_dtr", "lift"}  # answered vs computed from centres
     assert "### Where DTR answers are lost" in report
+    assert set(metrics["reasoning_steps"]) == {"sft_dtr", "rl_dtr"}  # the relation step each DTR chain wrote
+    assert "### Which relation step the DTR chains wrote" in report
     sft_config = yaml.safe_load((root / "quickstart" / "sft" / "config.yaml").read_text())
     assert sft_config["model"]["path"] == str(root / "quickstart" / "pretrain")
     assert json.loads((root / "quickstart" / "tiny-model" / "processor_config.json").read_text())["evidence_text"]

@@ -195,3 +195,28 @@ def test_dtr_answers_are_set_beside_the_answers_their_own_centres_give(tmp_path)
     table = decided_table({"centre_decided": {"sft_dtr": result}})
     assert table.startswith("|  | questions | relative position, answered | relative position, from its centres")
     assert "| SFT DTR | 4 | 75.0% [" in table and "| 50.0% [" in table and "| +25.0 pt [" in table
+
+
+def test_the_relation_step_of_each_dtr_chain_is_read_back_against_the_one_its_question_needs():
+    from sr_real.training.heldout import reasoning_steps
+    from sr_real.training.report import steps_table
+
+    axis = ("<detect>Find 2 relevant objects:\n<3d_box center=\"0.10,0.00,1.00\">cup</3d_box>\n"
+            "<3d_box center=\"0.30,0.00,1.00\">box</3d_box></detect>\n<think>Reading x off the detected centres "
+            "(x right, y down, z forward): the cup 0.10, the box 0.30. So the answer is yes.</think>\n"
+            "<answer>yes</answer>")
+    size = axis.replace("Reading x off the detected centres (x right, y down, z forward): the cup 0.10, the box 0.30.",
+                        "From their 3D boxes, the width of the cup is 0.10 m and the width of the box is 0.20 m.")
+    rows = [{"id": "lr", "completion": axis}, {"id": "lr2", "completion": size}, {"id": "wt", "completion": size},
+            {"id": "lor", "completion": "<think>It is on the left. So the answer is yes.</think>\n<answer>no</answer>"},
+            {"id": "bare", "completion": axis.split("<think>")[0] + "<think>Hmm.</think>\n<answer>no</answer>"}]
+    family_of = {"lr": "left_right", "lr2": "left_right", "wt": "wide_thin", "lor": "left_right",
+                 "bare": "behind_front"}
+    result = reasoning_steps(rows, family_of)
+    assert result["n"] == 4  # the LOR completion took no DTR step to read
+    assert result["right"]["value"] == 0.5
+    assert result["by_step"] == {"axis": {"n": 3, "written": {"size": 1 / 3, "axis": 1 / 3, "none": 1 / 3}},
+                                 "size": {"n": 1, "written": {"size": 1.0}}}
+    table = steps_table({"reasoning_steps": {"rl_dtr": result}})
+    assert "| RL DTR | axis | 3 | 33.3% | 33.3% | 0.0% | 0.0% | 0.0% | 33.3% |" in table
+    assert "RL DTR 50.0% [" in table

@@ -17,6 +17,8 @@ Where a DTR answer is lost: on the questions the objects' centres decide (left/r
 front, the three distances, the clock direction), `centre_decided` sets each DTR answer beside the answer
 computed exactly from the centres that same completion wrote. A model that reasons well from its own centres
 scores as those computed answers do; the gap is what its reasoning loses, the rest is what its grounding loses.
+`reasoning_steps` reads back which relation step each DTR chain wrote (`data.cot.dtr_step`) against the step its
+question's family needs: whether the chain is chosen by the question at all.
 """
 from __future__ import annotations
 
@@ -268,3 +270,32 @@ def centre_decided(rows: Rows, heldout_qa: str | Path) -> dict[str, Any]:
             "answered": {name: {"value": f(answered), "ci": interval(f, answered)} for name, f in chosen.items()},
             "computed": {name: {"value": f(computed), "ci": interval(f, computed)} for name, f in chosen.items()},
             "difference": {name: paired_interval(f, answered, computed) for name, f in chosen.items()}}
+
+
+# ----------------------------------------------------------------------------------- reasoning steps
+
+
+def _right_step_share(rows: Rows) -> float | None:
+    return _mean([row["written"] == row["needed"] for row in rows])
+
+
+def reasoning_steps(rows: Rows, family_of: Mapping[str, str]) -> dict[str, Any]:
+    """Which relation step the DTR chains of thought wrote, by the step their question needs (`data.cot`):
+    {"n", "right": {value, ci} (share that wrote the needed step), "by_step": {needed: {"n", "written":
+    {step or "none": share}}}} over the rows whose completion took the DTR path."""
+    from sr_real_core.data.cot import DTR_STEP_OF_FAMILY, DTR_STEPS, dtr_step
+    from sr_real_core.grammar import parse_completion
+
+    steps = []
+    for row in rows:
+        parsed = parse_completion(row.get("completion") or "")
+        needed = DTR_STEP_OF_FAMILY.get(family_of.get(row["id"], ""))
+        if parsed.path == "dtr" and needed is not None:
+            steps.append({"needed": needed, "written": dtr_step(parsed.think or "") or "none"})
+    by_step: dict[str, Counter] = defaultdict(Counter)
+    for step in steps:
+        by_step[step["needed"]][step["written"]] += 1
+    return {"n": len(steps), "right": {"value": _right_step_share(steps), "ci": interval(_right_step_share, steps)},
+            "by_step": {needed: {"n": sum(counts.values()),
+                                 "written": {k: v / sum(counts.values()) for k, v in counts.most_common()}}
+                        for needed in DTR_STEPS if (counts := by_step[needed])}}

@@ -135,11 +135,10 @@ def run_quickstart(out: str | Path = "runs/quickstart", recipe: str | Path = DEF
         heldout = held_out_questions(out / "data", config.eval.max_questions, config.seed)
         results = {stage: evaluate_checkpoint(model, heldout, out / "eval" / stage, config.eval)
                    for stage, model in (("sft", sft_model), ("rl", rl_model))}
-        baselines, per_family, centre_decided = _baselines(out, heldout)
+        analyses = _analyses(out, heldout)
     with clock.stage("showcase"):
         showcase = run_showcase(rl_model, out / "showcase", config, scenes, manifest["scenes"]["eval"][0])
-    metrics = {"sft": results["sft"], "rl": results["rl"], "baselines": baselines, "per_family": per_family,
-               "centre_decided": centre_decided, "minutes": round(clock.total(), 2)}
+    metrics = {"sft": results["sft"], "rl": results["rl"], **analyses, "minutes": round(clock.total(), 2)}
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
     from sr_real.training.report import write_report
 
@@ -202,21 +201,23 @@ def evaluate_checkpoint(model: Path, qa: Path, out: Path, settings: EvalSettings
                           max_new_tokens=settings.max_new_tokens, constrain_answer=settings.constrain_answer)
 
 
-def _baselines(out: Path, heldout: Path) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
-    """The prior and lift baselines' figures on the held-out questions, accuracy per family of each baseline
-    and each evaluated (stage, path), and on the questions centres decide, the DTR evaluations' and the lift's
-    answers beside those computed from their own centres (`training.heldout`)."""
+def _analyses(out: Path, heldout: Path) -> dict[str, dict[str, Any]]:
+    """metrics.json's analysis sections (`training.heldout`): the prior and lift baselines' figures on the
+    held-out questions, accuracy per family of each baseline and each evaluated (stage, path), on the questions
+    centres decide the DTR evaluations' and the lift's answers beside those computed from their own centres, and
+    the relation steps the DTR evaluations' chains wrote."""
     from sr_real.training.heldout import (baseline_rows, centre_decided, families, figures_with_intervals, load_rows,
-                                          per_family)
+                                          per_family, reasoning_steps)
 
     rows = baseline_rows(out / "data" / "rl_train.jsonl", heldout)
     family_of = families(heldout)
     runs = {name: rows[name] for name in rows} | {
         f"{stage}_{path}": load_rows(out / "eval" / stage / path / "verdicts.jsonl")
         for stage in ("sft", "rl") for path in PROMPT_PATHS}
-    return ({name: figures_with_intervals(r) for name, r in rows.items()},
-            {name: per_family(r, family_of) for name, r in runs.items()},
-            {name: centre_decided(runs[name], heldout) for name in ("sft_dtr", "rl_dtr", "lift")})
+    return {"baselines": {name: figures_with_intervals(r) for name, r in rows.items()},
+            "per_family": {name: per_family(r, family_of) for name, r in runs.items()},
+            "centre_decided": {name: centre_decided(runs[name], heldout) for name in ("sft_dtr", "rl_dtr", "lift")},
+            "reasoning_steps": {name: reasoning_steps(runs[name], family_of) for name in ("sft_dtr", "rl_dtr")}}
 
 
 def run_showcase(model: Path, out: Path, config: QuickstartConfig, scenes: Path, heldout_scene: str) -> dict[str, Any]:

@@ -245,7 +245,9 @@ def _results(metrics: Mapping[str, Any], facts: Mapping[str, Any]) -> str:
                + "\n\n### Accuracy per question family against its base rate\n\n" + family_table(metrics)
                if metrics.get("baselines") else "")
             + ("\n\n### Where DTR answers are lost: answered, or computed from the centres written\n\n"
-               + decided_table(metrics) if metrics.get("centre_decided") else ""))
+               + decided_table(metrics) if metrics.get("centre_decided") else "")
+            + ("\n\n### Which relation step the DTR chains wrote\n\n" + steps_table(metrics)
+               if metrics.get("reasoning_steps") else ""))
 
 
 def _decoding(facts: Mapping[str, Any]) -> str:
@@ -341,6 +343,33 @@ def decided_table(metrics: Mapping[str, Any]) -> str:
             "centres miss); computed above answered: the reasoning loses what the centres hold. The lift's "
             "computed answers are the geometry of the marked regions from the sensor depth (unmarked questions "
             "stay wrong): the reference for what centres can decide.")
+
+
+STEP_RUNS = {"sft_dtr": "SFT DTR", "rl_dtr": "RL DTR"}
+
+
+def steps_table(metrics: Mapping[str, Any]) -> str:
+    """Per DTR evaluation and per relation step a question needs, the share of its chains that wrote each step
+    (`training.heldout.reasoning_steps`)."""
+    from sr_real_core.data.cot import DTR_STEP_OF_FAMILY, DTR_STEPS
+
+    written_kinds = (*DTR_STEPS, "none")
+    rows, right = [], []
+    for name, heading in STEP_RUNS.items():
+        entry = metrics["reasoning_steps"].get(name)
+        if not entry:
+            continue
+        right.append(f"{heading} {fmt(entry['right']['value'], 'pct')}{ci(entry['right']['ci'], 'pct')}")
+        rows += [[heading, needed, str(step["n"])]
+                 + [fmt(step["written"].get(kind, 0.0), "pct") for kind in written_kinds]
+                 for needed, step in entry["by_step"].items()]
+    families = "; ".join(f"{step}: " + ", ".join(f for f, s in DTR_STEP_OF_FAMILY.items() if s == step)
+                         for step in DTR_STEPS)
+    return (table(["", "step the question needs", "chains"] + [f"wrote {kind}" for kind in written_kinds], rows)
+            + "\n\nThe step each family needs (`sr_real_core.data.cot`): " + families + ". A chain's step is read "
+            "back from the phrases the training chains use for it (`cot.dtr_step`; none: no such phrase). Chains "
+            "that wrote the step their question needs: " + ", ".join(right) + ". A policy that picks its step "
+            "by the answer's form rather than by the relation asked writes one step for every relation question.")
 
 
 def answer_bias(verdicts: Path) -> dict[str, tuple[str, float, float]]:

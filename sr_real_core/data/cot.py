@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import functools
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -392,3 +393,33 @@ def dtr_completion(question: Question, rng: np.random.Generator) -> str:
         steps = [_dtr_frame(question, axes, rng), _dtr_relation(question, axes, rng), _conclusion(question, rng)]
     detections = [s.detection for s in question.subjects]
     return render_dtr(detections, " ".join(steps), question.answer)
+
+
+# ------------------------------------------------------------------------------------ reading a chain back
+
+# The relation step a DTR chain takes for each question family, and a phrase of each of that step's phrasings
+# above: an evaluation reads back which step a model's chain wrote (`dtr_step`; training.heldout.reasoning_steps).
+# tests/test_data_qa.py checks that every generated chain reads back as its family's step.
+DTR_STEP_OF_FAMILY = {
+    "left_right": "axis", "above_below": "axis", "behind_front": "axis",
+    "wide_thin": "size", "tall_short": "size", "big_small": "size",
+    "distance": "distance", "horizontal_distance": "distance", "vertical_distance": "distance",
+    "width": "extent", "height": "extent", "direction": "direction",
+}
+_DTR_STEP_PHRASES = {
+    "axis": r"The change in \w+ from|Comparing \w+ values|From the detected centres \(camera frame|off the detected "
+            r"centres",
+    "size": r"From their 3D boxes|The 3D extents give|Multiplying width, height and depth",
+    "distance": r"distance is (?:sqrt\(|\|d)",
+    "extent": r"The 3D box of .+? extends|Measured (?:across the view|along the vertical),",
+    "direction": r"Facing forward from .+?, the angle atan2",
+}
+DTR_STEPS = tuple(_DTR_STEP_PHRASES)
+_DTR_STEP = re.compile("|".join(f"(?P<{kind}>{phrase})" for kind, phrase in _DTR_STEP_PHRASES.items()))
+
+
+def dtr_step(think: str) -> str | None:
+    """The relation step (a `DTR_STEPS` kind) a DTR chain of thought takes: the kind whose phrase comes first in
+    it; None when it has none of them."""
+    match = _DTR_STEP.search(think)
+    return match.lastgroup if match else None
