@@ -196,7 +196,7 @@ def summary(result: dict[str, Any]) -> str:
     if "forgetting" in result:
         verdict = "MORE than" if result["forgot_more_than_margin"] else "within"
         bounds = result["sets"]["original"]["delta_ci"].get("accuracy")
-        forgetting_ci = None if bounds is None else [0.0 - bounds[1], 0.0 - bounds[0]]
+        forgetting_ci = None if bounds is None else [-bounds[1], -bounds[0]]  # forgetting = -delta
         lines.append(f"forgetting on the original set: {result['forgetting']:+.3f} accuracy {_fmt_ci(forgetting_ci)}, "
                      f"{verdict} the margin {result['margin']} (point estimate)")
     for name, figures in result.get("loss", {}).items():
