@@ -345,9 +345,6 @@ def decided_table(metrics: Mapping[str, Any]) -> str:
             "stay wrong): the reference for what centres can decide.")
 
 
-STEP_RUNS = {"sft_dtr": "SFT DTR", "rl_dtr": "RL DTR"}
-
-
 def steps_table(metrics: Mapping[str, Any]) -> str:
     """Per DTR evaluation and per relation step a question needs, the share of its chains that wrote each step
     (`training.heldout.reasoning_steps`)."""
@@ -355,7 +352,7 @@ def steps_table(metrics: Mapping[str, Any]) -> str:
 
     written_kinds = (*DTR_STEPS, "none")
     rows, right = [], []
-    for name, heading in STEP_RUNS.items():
+    for name, heading in DECIDED_RUNS.items():  # the DTR evaluations (the lift writes no chain)
         entry = metrics["reasoning_steps"].get(name)
         if not entry:
             continue
