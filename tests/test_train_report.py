@@ -200,6 +200,7 @@ def test_dtr_answers_are_set_beside_the_answers_their_own_centres_give(tmp_path)
 def test_the_relation_step_of_each_dtr_chain_is_read_back_against_the_one_its_question_needs():
     from sr_real.training.heldout import reasoning_steps
     from sr_real.training.report import steps_table
+    from sr_real_core.grammar import parse_completion
 
     axis = ("<detect>Find 2 relevant objects:\n<3d_box center=\"0.10,0.00,1.00\">cup</3d_box>\n"
             "<3d_box center=\"0.30,0.00,1.00\">box</3d_box></detect>\n<think>Reading x off the detected centres "
@@ -207,9 +208,11 @@ def test_the_relation_step_of_each_dtr_chain_is_read_back_against_the_one_its_qu
             "<answer>yes</answer>")
     size = axis.replace("Reading x off the detected centres (x right, y down, z forward): the cup 0.10, the box 0.30.",
                         "From their 3D boxes, the width of the cup is 0.10 m and the width of the box is 0.20 m.")
-    rows = [{"id": "lr", "completion": axis}, {"id": "lr2", "completion": size}, {"id": "wt", "completion": size},
-            {"id": "lor", "completion": "<think>It is on the left. So the answer is yes.</think>\n<answer>no</answer>"},
-            {"id": "bare", "completion": axis.split("<think>")[0] + "<think>Hmm.</think>\n<answer>no</answer>"}]
+    completions = {"lr": axis, "lr2": size, "wt": size,
+                   "lor": "<think>It is on the left. So the answer is yes.</think>\n<answer>no</answer>",
+                   "bare": axis.split("<think>")[0] + "<think>Hmm.</think>\n<answer>no</answer>"}
+    rows = [{"id": id_, "path": parsed.path, "reasoning": parsed.think}  # as the scorer writes verdicts
+            for id_, parsed in ((i, parse_completion(c)) for i, c in completions.items())]
     family_of = {"lr": "left_right", "lr2": "left_right", "wt": "wide_thin", "lor": "left_right",
                  "bare": "behind_front"}
     result = reasoning_steps(rows, family_of)

@@ -282,20 +282,20 @@ def _right_step_share(rows: Rows) -> float | None:
 def reasoning_steps(rows: Rows, family_of: Mapping[str, str]) -> dict[str, Any]:
     """Which relation step the DTR chains of thought wrote, by the step their question needs (`data.cot`):
     {"n", "right": {value, ci} (share that wrote the needed step), "by_step": {needed: {"n", "written":
-    {step or "none": share}}}} over the rows whose completion took the DTR path."""
+    {step or "none": share}}}} over the rows whose completion took the DTR path (the verdict's parsed `path` and
+    `reasoning`, the `<think>` text)."""
     from sr_real_core.data.cot import DTR_STEP_OF_FAMILY, DTR_STEPS, dtr_step
-    from sr_real_core.grammar import parse_completion
 
     steps = []
     for row in rows:
-        parsed = parse_completion(row.get("completion") or "")
         needed = DTR_STEP_OF_FAMILY.get(family_of.get(row["id"], ""))
-        if parsed.path == "dtr" and needed is not None:
-            steps.append({"needed": needed, "written": dtr_step(parsed.think or "") or "none"})
+        if row.get("path") == "dtr" and needed is not None:
+            steps.append({"needed": needed, "written": dtr_step(row.get("reasoning") or "") or "none"})
     by_step: dict[str, Counter] = defaultdict(Counter)
     for step in steps:
         by_step[step["needed"]][step["written"]] += 1
     return {"n": len(steps), "right": {"value": _right_step_share(steps), "ci": interval(_right_step_share, steps)},
-            "by_step": {needed: {"n": sum(counts.values()),
-                                 "written": {k: v / sum(counts.values()) for k, v in counts.most_common()}}
-                        for needed in DTR_STEPS if (counts := by_step[needed])}}
+            "by_step": {needed: {"n": sum(by_step[needed].values()),
+                                 "written": {k: v / sum(by_step[needed].values())
+                                             for k, v in by_step[needed].most_common()}}
+                        for needed in DTR_STEPS if needed in by_step}}
