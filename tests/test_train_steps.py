@@ -10,6 +10,8 @@ from transformers import TrainerCallback
 from sr_real.training.config import config_from_dict
 from sr_real.training.grpo import FRAMES, SRRealGRPOTrainer
 from sr_real.training.quickstart import ScenesSettings, synthetic_mixture
+from sr_real.training.sft import decision_spans
+from sr_real.training.sft import decision_spans
 from sr_real.training.runs import STAGING, last_checkpoint, read_log
 from sr_real.training.spatial import (encode, join_visual_inputs, record_visuals, split_visual_inputs,
                                      user_turns_with_images)
@@ -30,8 +32,9 @@ def tiny(tmp_path_factory):
     return SimpleNamespace(root=root, model=model, mixture=root / "data")
 
 
-def sft_config(tiny, out, kinds=None, rehearsal=0, **trainer):
-    data = {"mixture": str(tiny.mixture), "kinds": kinds, "readout_rehearsal": rehearsal}
+def sft_config(tiny, out, kinds=None, rehearsal=0, decision_weight=0.0, **trainer):
+    data = {"mixture": str(tiny.mixture), "kinds": kinds, "readout_rehearsal": rehearsal,
+            "decision_weight": decision_weight}
     return config_from_dict({"stage": "sft", "output_dir": str(out), "model": {"path": str(tiny.model)}, "data": data,
                              "trainer": {**CPU, "per_device_train_batch_size": 2, "max_steps": 1, **trainer}})
 
@@ -93,6 +96,52 @@ def test_readout_rehearsal_adds_the_readout_loss_of_fresh_sequences_to_each_sft_
     assert rehearsed == pytest.approx(sft_only + readout, rel=1e-4) and readout > 0.5  # untrained: ~7 nats
     assert plain == pytest.approx(sft_only, rel=1e-4)  # no dropout in the tiny model: train and eval agree
     assert trainer._metrics["train"]["readout_loss"] == [pytest.approx(readout, rel=1e-4)]  # logged on its own
+
+
+def test_decision_spans_are_the_opening_of_the_reasoning_and_the_answer():
+    chain = ("<detect>Find 1 relevant object:\n<3d_box center=\"0.10,0.20,1.00\">cup</3d_box></detect>\n"
+             "<think>Reading x off the detected centres: the cup 0.10, the duck -0.30. The smaller x puts the duck "
+             "left. So the answer is yes.</think>\n<answer>yes</answer>")
+    assert [chain[a:b] for a, b in decision_spans(chain)] == ["Reading x off the de", "yes"]
+    short = "<think>Short.</think><answer>B</answer>"
+    assert [short[a:b] for a, b in decision_spans(short)] == ["Short.", "B"]
+    assert decision_spans("3.5 m") == [(0, 5)]  # a bare answer (region QA) decides throughout
+    assert decision_spans(chain[:chain.index("\n<think>")]) == []  # 3D grounding: only <detect>
+
+
+def test_decision_weight_adds_the_mean_loss_of_the_decision_tokens_with_its_gradient(tiny, tmp_path):
+    trainer = build_trainer(sft_config(tiny, tmp_path, kinds=["lor_cot", "dtr_cot"], decision_weight=2.0))
+    records = [trainer.train_dataset[i] for i in range(2)]
+    batch = trainer.data_collator(records)
+    tokenizer = trainer.processing_class.tokenizer
+    for row in range(2):
+        labelled, decided = batch["labels"][row] != -100, batch["decision_labels"][row] != -100
+        assert 0 < decided.sum() < labelled.sum() / 4 and (decided <= labelled).all()
+        turn = records[row]["messages"][1]["content"]
+        think, answer = turn.split("<think>", 1)[1], turn.rsplit("<answer>", 1)[1].split("</answer>")[0]
+        text = tokenizer.decode(batch["decision_labels"][row][decided])
+        assert think[:10] in text and text.endswith(answer)
+    model = trainer.model
+    model.train()
+    weighted = trainer.compute_loss(model, dict(batch))
+    weighted.backward()
+    got = {name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None}
+    model.zero_grad()
+    inputs = {k: v for k, v in batch.items() if k not in ("labels", "decision_labels")}
+    logits = model(**inputs).logits[:, :-1].float()
+
+    def mean_loss(labels):
+        return torch.nn.functional.cross_entropy(logits.transpose(1, 2), labels[:, 1:], ignore_index=-100)
+
+    decision = mean_loss(batch["decision_labels"])
+    expected = mean_loss(batch["labels"]) + 2.0 * decision
+    expected.backward()
+    assert float(weighted) == pytest.approx(float(expected), rel=1e-4) and float(decision) > 0.5  # untrained
+    for name, p in model.named_parameters():  # the decision term trains the model: it is not a logged constant
+        if p.grad is not None:
+            torch.testing.assert_close(got[name], p.grad, rtol=1e-3, atol=1e-6)
+    assert trainer._metrics["train"]["decision_loss"] == [pytest.approx(float(decision), rel=1e-4)]
+    assert "decision_labels" not in build_trainer(sft_config(tiny, tmp_path)).data_collator(records)
 
 
 def test_one_grpo_step_changes_the_weights_and_the_rewards_see_the_right_columns(tiny, tmp_path):

@@ -80,7 +80,8 @@ def build_trainer(config: RunConfig, max_steps: int | None = None, callbacks=())
         from sr_real.training.sft import build_sft_trainer
 
         return build_sft_trainer(model, processor, args, dataset, use_depth=config.data.depth, callbacks=callbacks,
-                                 rehearsal=config.data.readout_rehearsal)
+                                 rehearsal=config.data.readout_rehearsal,
+                                 decision_weight=config.data.decision_weight)
     from sr_real.training.grpo import build_grpo_trainer
 
     return build_grpo_trainer(model, processor, args, dataset, config.rl.reward.reward_config(),
