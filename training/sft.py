@@ -9,8 +9,7 @@ TRL does the rest (loss, logging, saving). Which modules train is set by the con
 Optionally the loss also counts the decision tokens on their own (`decision_weight`): the opening words of
 `<think>` (which step the reasoning takes) and the answer. A chain of thought is ~250 tokens, most of them copied
 names and numbers, and the few that decide are drowned in its mean: the tiny model opens every DTR chain the same
-way whatever the question asks (training/README.md, "Does the policy read the question?", where the term is
-measured: off in the recipes).
+way whatever the question asks. Measured in training/README.md ("Decision tokens"); off in every recipe.
 """
 from __future__ import annotations
 
