@@ -1,4 +1,5 @@
-"""Training on the tiny model: an SFT and a GRPO step change the weights, the rewards see the right columns,
+"""Training on the tiny model: an SFT and a GRPO step change the weights, the SFT loss's optional terms (read-out
+rehearsal, decision tokens) are what they claim, the rewards see the right columns,
 SR-REAL's visual inputs reach the model intact, the group filter drops groups, and a run killed after a
 checkpoint resumes to exactly the uninterrupted result (same data order, optimizer, scheduler, RNG)."""
 from types import SimpleNamespace
@@ -10,9 +11,8 @@ from transformers import TrainerCallback
 from sr_real.training.config import config_from_dict
 from sr_real.training.grpo import FRAMES, SRRealGRPOTrainer
 from sr_real.training.quickstart import ScenesSettings, synthetic_mixture
-from sr_real.training.sft import decision_spans
-from sr_real.training.sft import decision_spans
 from sr_real.training.runs import STAGING, last_checkpoint, read_log
+from sr_real.training.sft import decision_spans
 from sr_real.training.spatial import (encode, join_visual_inputs, record_visuals, split_visual_inputs,
                                      user_turns_with_images)
 from sr_real.training.train import build_trainer, train
