@@ -105,14 +105,14 @@ class SRRealSFTTrainer(AtomicCheckpoints, SFTTrainer):
     def compute_loss(self, model, inputs, return_outputs=False, **kwargs):
         decisions = inputs.pop("decision_labels", None)
         if self.decision_weight and decisions is not None and model.training and not return_outputs:
-            loss = self.decision_weighted_loss(model, inputs, decisions, kwargs.get("num_items_in_batch"))
+            result = self.decision_weighted_loss(model, inputs, decisions, kwargs.get("num_items_in_batch"))
         else:
-            loss = super().compute_loss(model, inputs, return_outputs=return_outputs, **kwargs)
+            result = super().compute_loss(model, inputs, return_outputs=return_outputs, **kwargs)
         if not self.rehearsal or not model.training:
-            return loss
+            return result
         from sr_real.training.pretrain import readout_loss
 
-        loss, outputs = loss if return_outputs else (loss, None)
+        loss, outputs = result if return_outputs else (result, None)
         rehearsal = readout_loss(model, self.processing_class, self.rehearsal_rng(), self.rehearsal)
         self._metrics["train"]["readout_loss"].append(rehearsal.item())  # logged beside the loss, which includes it
         loss = loss + rehearsal
