@@ -123,14 +123,14 @@ class SRRealSFTTrainer(AtomicCheckpoints, SFTTrainer):
         `decision_weight` x the mean log-loss of the decision tokens. TRL's loss has no per-token weights: its
         `compute_loss_func` hook gets the full logits and then runs the forward a second time for its metrics."""
         outputs = model(**inputs, use_cache=False, fused_lm_head=True)
-        labelled = outputs.label_mask
+        labelled = outputs.label_mask.sum().clamp(min=1)
         chosen = decisions[:, 1:] != IGNORE_INDEX  # position t scores token t + 1, as the fused head does
-        count = labelled.sum() if num_items_in_batch is None else num_items_in_batch
+        count = labelled if num_items_in_batch is None else num_items_in_batch
         decision = -outputs.log_probs[chosen].sum() / chosen.sum().clamp(min=1)
         metrics = self._metrics["train"]
         metrics["decision_loss"].append(decision.item())  # logged beside the loss, which includes it
-        metrics["entropy"].append((outputs.entropy.detach().sum() / labelled.sum().clamp(min=1)).item())
-        metrics["mean_token_accuracy"].append((outputs.is_top1.sum() / labelled.sum().clamp(min=1)).item())
+        metrics["entropy"].append((outputs.entropy.detach().sum() / labelled).item())
+        metrics["mean_token_accuracy"].append((outputs.is_top1.sum() / labelled).item())
         self._total_train_tokens += int(inputs["attention_mask"].sum())
         metrics["num_tokens"] = [self._total_train_tokens]
         return -outputs.log_probs.sum() / torch.as_tensor(count).clamp(min=1) + self.decision_weight * decision
