@@ -5,8 +5,8 @@ import random
 import pytest
 
 from sr_real.cli import main
-from sr_real.training.pretrain import (CENTRE_RANGE, PretrainSettings, _inputs, pretrain_readout, readout_example,
-                                       readout_errors)
+from sr_real.training.pretrain import (CENTRE_RANGE, READINGS, PretrainSettings, _inputs, pretrain_readout,
+                                       readout_example, readout_errors, reading_accuracy, reading_step)
 from sr_real_core.grammar import parse_completion
 from sr_real_core.model.loading import load_model
 from sr_real_core.model.tiny import write_tiny_model
@@ -88,3 +88,51 @@ def test_the_cli_refuses_a_missing_checkpoint_and_bad_steps(tmp_path, tiny_dir, 
     assert "--steps" in capsys.readouterr().err and not (tmp_path / "o").exists()
     assert main(["train", "pretrain", "--model", str(tiny_dir), "--out", str(tmp_path / "o"), "--steps", "1"]) == 0
     assert "median read-out error no boxes -> " in capsys.readouterr().out  # random init writes no box
+
+
+def test_a_named_reading_asks_for_its_think_step_and_leaves_plain_draws_unchanged():
+    rng, seen = random.Random(0), set()
+    for _ in range(40):
+        example = readout_example(rng, max_items=3, keyword_fraction=1.0, min_items=2)
+        reading = example.request.removesuffix(".").rsplit(" ", 1)[-1]
+        seen.add(reading)
+        boxes, think = example.answer.split("\n<think>")
+        written = [d.center for d in parse_completion(f"<detect>{boxes}</detect>").detections]
+        assert think == f"{reading_step(reading, written)}</think>" and len(written) >= 2
+    assert seen == set(READINGS)
+    assert reading_step("z", [(0.1, 0.2, 3.0), (-1.0, 0.5, 2.25)]) == (
+        "Reading z off the detected centres (x right, y down, z forward): item 1 3.00, item 2 2.25.")
+    # Off (the default), the sequences drawn for a seed are the ones drawn before readings existed.
+    assert [readout_example(random.Random(3)) for _ in range(5)] == [
+        readout_example(random.Random(3), keyword_fraction=0.0) for _ in range(5)]
+    assert all("<think>" not in readout_example(random.Random(s), keyword_fraction=0.0).answer for s in range(20))
+
+
+def test_reading_accuracy_scores_the_named_step_and_its_copy(tiny_dir):
+    import torch
+
+    _, processor = load_model(tiny_dir)
+    tokenizer = processor.tokenizer
+
+    class Scripted:  # writes every box; even rows take the named step, odd rows read x whatever is named
+        def eval(self):
+            pass
+
+        train = eval
+
+        def generate(self, input_ids, region_points, **_):
+            counts = (input_ids == tokenizer.convert_tokens_to_ids(REGION_TOKEN)).sum(1).tolist()
+            rows, start = [], 0
+            for index, (ids, count) in enumerate(zip(input_ids.tolist(), counts)):
+                reading = tokenizer.decode(ids).split("read off their ")[1].split(".")[0]
+                centres = [tuple(round(v, 2) for v in row) for row in region_points[start:start + count, :3].tolist()]
+                start += count
+                boxes = "\n".join(f'<3d_box center="{x:.2f},{y:.2f},{z:.2f}">item {k + 1}</3d_box>'
+                                  for k, (x, y, z) in enumerate(centres))
+                step = reading_step(reading if index % 2 == 0 else ("y" if reading == "x" else "x"), centres)
+                rows.append(tokenizer.encode(f"{boxes}\n<think>{step}</think>", add_special_tokens=False))
+            width, pad = max(map(len, rows)), tokenizer.pad_token_id
+            return torch.cat([input_ids, torch.tensor([r + [pad] * (width - len(r)) for r in rows])], dim=1)
+
+    assert reading_accuracy(Scripted(), processor, random.Random(2), samples=8, max_items=3, batch_size=4) == {
+        "named": 0.5, "exact": 0.5}

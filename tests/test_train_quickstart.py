@@ -22,13 +22,16 @@ def micro_recipe(directory):
     for stage, overrides in trainer.items():
         config = yaml.safe_load((REPO / recipe[stage]).read_text(encoding="utf-8"))
         config["trainer"].update(overrides)
+        if stage == "sft":
+            config["data"]["readout_keywords"] = 0.5  # opt-in, like the readings below
         recipe[stage] = str(directory / f"micro-{stage}.yaml")
         (directory / f"micro-{stage}.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
     recipe["scenes"]["num"] = 4
     recipe["mixture"].update(eval_fraction=0.25, qa={"per_scene": 4})
     recipe["eval"] = {"max_questions": 3, "batch_size": 4, "max_new_tokens": 16}
     recipe["showcase"]["questions"] = 1
-    recipe.update(evidence_text=True, pretrain={"steps": 2})  # evidence text: opt-in (off in the default recipe)
+    # Evidence text and named readings: opt-in (off in the default recipe)
+    recipe.update(evidence_text=True, pretrain={"steps": 2, "keyword_fraction": 0.5})
     path = directory / "micro.yaml"
     path.write_text(yaml.safe_dump(recipe), encoding="utf-8")
     return path
@@ -56,12 +59,14 @@ def test_the_quickstart_writes_metrics_of_the_documented_shape_and_a_report(quic
     assert "## Targets" in report and "## Ablations" in report
     assert (root / "quickstart" / "rl" / "final" / "model.safetensors").is_file()
     assert "Read-out pretraining before SFT" in report  # the pretrain stage's figures, before SR-REAL's SFT
+    assert "Sequences that name a reading: the named `<think>` step" in report
     assert set(metrics["centre_decided"]) == {"sft_dtr", "rl_dtr", "lift"}  # answered vs computed from centres
     assert "### Where DTR answers are lost" in report
     assert set(metrics["reasoning_steps"]) == {"sft_dtr", "rl_dtr"}  # the relation step each DTR chain wrote
     assert "### Which relation step the DTR chains wrote" in report
     sft_config = yaml.safe_load((root / "quickstart" / "sft" / "config.yaml").read_text())
     assert sft_config["model"]["path"] == str(root / "quickstart" / "pretrain")
+    assert sft_config["data"]["readout_keywords"] == 0.5 and sft_config["data"]["readout_rehearsal"] == 8
     assert json.loads((root / "quickstart" / "tiny-model" / "processor_config.json").read_text())["evidence_text"]
 
 

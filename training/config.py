@@ -67,6 +67,7 @@ class DataConfig:
     # SFT: made-up read-out sequences (training/pretrain.py) added to every step's loss, so that the SFT blend keeps
     # the region read-out that read-out pretraining taught; 0: none
     readout_rehearsal: int = 0
+    readout_keywords: float = 0.0  # share of rehearsal sequences that also name a reading (pretrain.keyword_fraction)
     # SFT: weight of an added loss on the decision tokens alone (training/sft.py: the opening words of <think> and
     # the answer), so that the step a chain takes is learnt from the question; 0: none
     decision_weight: float = 0.0

@@ -11,8 +11,9 @@ and it forms fastest on short sequences, so it gets its own short stage.
 The task is generic: a plain-colour image with one to three `<region>` tokens, each given made-up evidence (a
 centre anywhere a camera sees, an extent), and the request to write each item's centre in the `<3d_box
 center="x,y,z">` format. No scene, rendered image, spatial relation or SR-REAL question family is involved, and
-no held-out data: the numbers are drawn at random. Plain PyTorch (the causal LM loss on the answer tokens), like
-nanoGPT's loop.
+no held-out data: the numbers are drawn at random. Optionally (`keyword_fraction`, off) a sequence also ends by
+naming one reading (x, y, z or the count), which its answer writes as a `<think>` step. Plain PyTorch (the causal
+LM loss on the answer tokens), like nanoGPT's loop.
 """
 from __future__ import annotations
 
@@ -40,6 +41,11 @@ class PretrainSettings:
     weight_decay: float = 0.01
     max_items: int = 3  # regions per sequence: the k-th box must read the k-th region
     check_samples: int = 48  # fresh sequences for the read-out error at the end
+    # Share of sequences with two or more items that also ask for one reading named by a word of the request (x,
+    # y or z off the centres just written, or the count), answered in a `<think>` step: reading a word of the
+    # request to choose the step, as a DTR chain must read its question's relation; 0: none. Tried at 0.5 and off:
+    # read within the stage, not carried to SR-REAL's relation words (training/README.md, "Reading a word")
+    keyword_fraction: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -53,18 +59,39 @@ class ReadoutExample:
     colour: tuple[int, int, int]
 
 
-def readout_example(rng: random.Random, max_items: int = 3) -> ReadoutExample:
+# The readings a request can name (the word it ends with) and the `<think>` step each asks for.
+READINGS = ("x", "y", "z", "count")
+
+
+def reading_step(reading: str, centres: list[tuple[float, ...]]) -> str:
+    """The `<think>` step for `reading`: a coordinate read off the written centres, in the words of the DTR chain's
+    copy step (`data/cot.py`), or the number of items."""
+    if reading == "count":
+        return f"There are {len(centres)} marked items."
+    index = "xyz".index(reading)
+    values = ", ".join(f"item {k + 1} {centre[index]:.2f}" for k, centre in enumerate(centres))
+    return f"Reading {reading} off the detected centres (x right, y down, z forward): {values}."
+
+
+def readout_example(rng: random.Random, max_items: int = 3, keyword_fraction: float = 0.0,
+                    min_items: int = 1) -> ReadoutExample:
     from sr_real_core.grammar import Detection, render_box
     from sr_real_core.query import REGION_TOKEN
 
-    count = rng.randint(1, max_items)
+    count = rng.randint(min_items, max_items)
     evidence = tuple((*(rng.uniform(*bounds) for bounds in CENTRE_RANGE), *(rng.uniform(*EXTENT_RANGE)
                                                                             for _ in range(3)))
                      for _ in range(count))
     items = ", ".join(f"item {index + 1} {REGION_TOKEN}" for index in range(count))
     boxes = "\n".join(render_box(Detection(f"item {index + 1}", None, row[:3])) for index, row in enumerate(evidence))
-    return ReadoutExample(f"Write the 3D centre of each marked item: {items}.", boxes, evidence,
-                          tuple(rng.randrange(256) for _ in range(3)))
+    request = f"Write the 3D centre of each marked item: {items}."
+    colour = tuple(rng.randrange(256) for _ in range(3))
+    if count > 1 and keyword_fraction and rng.random() < keyword_fraction:
+        reading = rng.choice(READINGS)
+        written = [tuple(round(value, 2) for value in row[:3]) for row in evidence]
+        request += f" Then read off their {reading}."
+        boxes += f"\n<think>{reading_step(reading, written)}</think>"
+    return ReadoutExample(request, boxes, evidence, colour)
 
 
 def _inputs(processor, examples: list[ReadoutExample], with_answers: bool) -> dict[str, Any]:
@@ -89,11 +116,13 @@ def _inputs(processor, examples: list[ReadoutExample], with_answers: bool) -> di
     return dict(batch)
 
 
-def readout_loss(model, processor, rng: random.Random, batch_size: int, max_items: int = 3):
+def readout_loss(model, processor, rng: random.Random, batch_size: int, max_items: int = 3,
+                 keyword_fraction: float = 0.0):
     """The causal LM loss of `batch_size` fresh read-out sequences, on their answer tokens only (as in SFT)."""
     from sr_real.training.spatial import assistant_header, assistant_labels
 
-    inputs = _inputs(processor, [readout_example(rng, max_items) for _ in range(batch_size)], with_answers=True)
+    inputs = _inputs(processor, [readout_example(rng, max_items, keyword_fraction) for _ in range(batch_size)],
+                     with_answers=True)
     inputs = {name: value.to(model.device) for name, value in inputs.items()}
     labels = assistant_labels(*assistant_header(processor.tokenizer), inputs["input_ids"], inputs["attention_mask"])
     return model(**inputs, labels=labels).loss
@@ -124,6 +153,34 @@ def readout_errors(model, processor, rng: random.Random, samples: int, max_items
     return errors
 
 
+def reading_accuracy(model, processor, rng: random.Random, samples: int, max_items: int,
+                     batch_size: int = 8) -> dict[str, float]:
+    """On fresh sequences that each name a reading: the share whose `<think>` step is the one named, and the share
+    whose step is exactly `reading_step` of the centres the model itself wrote (named and copied)."""
+    import torch
+
+    from sr_real_core.grammar import parse_completion
+
+    model.eval()
+    named = exact = 0
+    with torch.no_grad():
+        for start in range(0, samples, batch_size):
+            examples = [readout_example(rng, max_items, keyword_fraction=1.0, min_items=2)
+                        for _ in range(min(batch_size, samples - start))]
+            inputs = _inputs(processor, examples, with_answers=False)
+            written = model.generate(**inputs, max_new_tokens=40 * max_items + 48, do_sample=False)
+            for example, row in zip(examples, written[:, inputs["input_ids"].shape[1]:]):
+                text = processor.tokenizer.decode(row, skip_special_tokens=True)
+                reading = example.request.rsplit(" ", 1)[-1].rstrip(".")
+                want = reading_step(reading, [(0.0,) * 3])
+                think = text.split("<think>", 1)[-1].split("</think>", 1)[0] if "<think>" in text else ""
+                named += think.startswith(want.split(":")[0] if reading != "count" else "There are")
+                centres = [d.center for d in parse_completion(f"<detect>{text.split('<think>')[0]}</detect>").detections]
+                exact += bool(centres) and think == reading_step(reading, centres)
+    model.train()
+    return {"named": named / samples, "exact": exact / samples}
+
+
 def pretrain_readout(model_dir: str | Path, out: str | Path, settings: PretrainSettings = PretrainSettings(),
                      seed: int = 0) -> dict[str, Any]:
     """Read-out-pretrain the checkpoint at `model_dir` into `out` (weights + processor, staged); returns and writes
@@ -149,13 +206,14 @@ def pretrain_readout(model_dir: str | Path, out: str | Path, settings: PretrainS
         return median if math.isfinite(median) else None
 
     before = median_error(seed + 1)
+    readings = settings.keyword_fraction > 0 and settings.max_items > 1
     optimizer = torch.optim.AdamW(model.parameters(), lr=settings.learning_rate,
                                   weight_decay=settings.weight_decay)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: min(1.0, (step + 1) / settings.warmup_steps))
     losses = []
     model.train()
     for _ in tqdm(range(settings.steps), desc="read-out pretraining"):
-        loss = readout_loss(model, processor, rng, settings.batch_size, settings.max_items)
+        loss = readout_loss(model, processor, rng, settings.batch_size, settings.max_items, settings.keyword_fraction)
         optimizer.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -165,6 +223,8 @@ def pretrain_readout(model_dir: str | Path, out: str | Path, settings: PretrainS
     figures = {"settings": asdict(settings), "steps": settings.steps, "first_loss": losses[0] if losses else None,
                "last_loss": sum(losses[-20:]) / len(losses[-20:]) if losses else None,
                "readout_error_before": before, "readout_error_after": median_error(seed + 2),
+               "readings": reading_accuracy(model, processor, random.Random(seed + 3), settings.check_samples,
+                                            settings.max_items) if readings else None,
                "check_samples": settings.check_samples, "minutes": (time.perf_counter() - began) / 60}
     with staged_output(out, folder=True) as staging:
         model.save_pretrained(staging)

@@ -425,7 +425,14 @@ def _pretraining(pretrain: Mapping[str, Any] | None) -> str:
             f"{pretrain['steps']} steps, loss {fmt(pretrain['first_loss'])} -> {fmt(pretrain['last_loss'])}, median "
             f"distance from a written centre to its region's evidence {fmt(pretrain['readout_error_before'])} -> "
             f"{fmt(pretrain['readout_error_after'])} m on {pretrain['check_samples']} fresh sequences, "
-            f"{pretrain['minutes']:.1f} min.")
+            f"{pretrain['minutes']:.1f} min.{_readings(pretrain.get('readings'))}")
+
+
+def _readings(readings: Mapping[str, float] | None) -> str:
+    if not readings:
+        return ""
+    return (f" Sequences that name a reading: the named `<think>` step {readings['named']:.0%}, with the numbers "
+            f"copied exactly from the centres written {readings['exact']:.0%}.")
 
 
 def _showcase(showcase: Mapping[str, Any], out: Path) -> str:

@@ -95,9 +95,10 @@ class SRRealSFTTrainer(AtomicCheckpoints, SFTTrainer):
     `rehearsal` made-up read-out sequences (training/pretrain.py), drawn from the run's seed and the step number,
     so a resumed run rehearses what the uninterrupted one would have."""
 
-    def __init__(self, *args, rehearsal: int = 0, decision_weight: float = 0.0, **kwargs):
+    def __init__(self, *args, rehearsal: int = 0, rehearsal_keywords: float = 0.0, decision_weight: float = 0.0,
+                 **kwargs):
         super().__init__(*args, **kwargs)
-        self.rehearsal, self.decision_weight = rehearsal, decision_weight
+        self.rehearsal, self.rehearsal_keywords, self.decision_weight = rehearsal, rehearsal_keywords, decision_weight
 
     def rehearsal_rng(self) -> random.Random:
         return random.Random(f"{self.args.seed}/{self.state.global_step}")
@@ -113,7 +114,8 @@ class SRRealSFTTrainer(AtomicCheckpoints, SFTTrainer):
         from sr_real.training.pretrain import readout_loss
 
         loss, outputs = result if return_outputs else (result, None)
-        rehearsal = readout_loss(model, self.processing_class, self.rehearsal_rng(), self.rehearsal)
+        rehearsal = readout_loss(model, self.processing_class, self.rehearsal_rng(), self.rehearsal,
+                                 keyword_fraction=self.rehearsal_keywords)
         self._metrics["train"]["readout_loss"].append(rehearsal.item())  # logged beside the loss, which includes it
         loss = loss + rehearsal
         return (loss, outputs) if return_outputs else loss
@@ -137,12 +139,13 @@ class SRRealSFTTrainer(AtomicCheckpoints, SFTTrainer):
 
 
 def build_sft_trainer(model, processor, args, train_dataset, use_depth: bool, callbacks=(),
-                      rehearsal: int = 0, decision_weight: float = 0.0) -> SRRealSFTTrainer:
+                      rehearsal: int = 0, rehearsal_keywords: float = 0.0,
+                      decision_weight: float = 0.0) -> SRRealSFTTrainer:
     collator = SpatialSFTCollator(processor, use_depth=use_depth, max_length=args.max_length,
                                   decisions=decision_weight > 0)
     return SRRealSFTTrainer(model=model, args=args, train_dataset=train_dataset, processing_class=processor,
                             data_collator=collator, callbacks=list(callbacks), rehearsal=rehearsal,
-                            decision_weight=decision_weight)
+                            rehearsal_keywords=rehearsal_keywords, decision_weight=decision_weight)
 
 
 @torch.no_grad()

@@ -81,6 +81,7 @@ def build_trainer(config: RunConfig, max_steps: int | None = None, callbacks=())
 
         return build_sft_trainer(model, processor, args, dataset, use_depth=config.data.depth, callbacks=callbacks,
                                  rehearsal=config.data.readout_rehearsal,
+                                 rehearsal_keywords=config.data.readout_keywords,
                                  decision_weight=config.data.decision_weight)
     from sr_real.training.grpo import build_grpo_trainer
 
