@@ -94,7 +94,8 @@ def test_a_named_reading_asks_for_its_think_step_and_leaves_plain_draws_unchange
     rng, seen = random.Random(0), set()
     for _ in range(40):
         example = readout_example(rng, max_items=3, keyword_fraction=1.0, min_items=2)
-        reading = example.request.removesuffix(".").rsplit(" ", 1)[-1]
+        reading = example.reading
+        assert example.request.endswith(f" Then read off their {reading}.")
         seen.add(reading)
         boxes, think = example.answer.split("\n<think>")
         written = [d.center for d in parse_completion(f"<detect>{boxes}</detect>").detections]

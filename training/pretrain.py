@@ -57,20 +57,23 @@ class ReadoutExample:
     answer: str
     evidence: tuple[tuple[float, ...], ...]
     colour: tuple[int, int, int]
+    reading: str | None = None  # the reading the request names (READINGS), if any
 
 
-# The readings a request can name (the word it ends with) and the `<think>` step each asks for.
-READINGS = ("x", "y", "z", "count")
+# The readings a request can name (the word it ends with) and how the `<think>` step each asks for opens: a
+# coordinate read off the written centres, in the words of the DTR chain's copy step (`data/cot.py`), or the count.
+READING_OPENINGS = {**{axis: f"Reading {axis} off the detected centres (x right, y down, z forward):"
+                       for axis in "xyz"}, "count": "There are"}
+READINGS = tuple(READING_OPENINGS)
 
 
 def reading_step(reading: str, centres: list[tuple[float, ...]]) -> str:
-    """The `<think>` step for `reading`: a coordinate read off the written centres, in the words of the DTR chain's
-    copy step (`data/cot.py`), or the number of items."""
+    """The `<think>` step for `reading`, from the centres as written (two decimals)."""
     if reading == "count":
-        return f"There are {len(centres)} marked items."
+        return f"{READING_OPENINGS[reading]} {len(centres)} marked items."
     index = "xyz".index(reading)
     values = ", ".join(f"item {k + 1} {centre[index]:.2f}" for k, centre in enumerate(centres))
-    return f"Reading {reading} off the detected centres (x right, y down, z forward): {values}."
+    return f"{READING_OPENINGS[reading]} {values}."
 
 
 def readout_example(rng: random.Random, max_items: int = 3, keyword_fraction: float = 0.0,
@@ -89,8 +92,8 @@ def readout_example(rng: random.Random, max_items: int = 3, keyword_fraction: fl
     if count > 1 and keyword_fraction and rng.random() < keyword_fraction:
         reading = rng.choice(READINGS)
         written = [tuple(round(value, 2) for value in row[:3]) for row in evidence]
-        request += f" Then read off their {reading}."
-        boxes += f"\n<think>{reading_step(reading, written)}</think>"
+        return ReadoutExample(f"{request} Then read off their {reading}.",
+                              f"{boxes}\n<think>{reading_step(reading, written)}</think>", evidence, colour, reading)
     return ReadoutExample(request, boxes, evidence, colour)
 
 
@@ -170,13 +173,11 @@ def reading_accuracy(model, processor, rng: random.Random, samples: int, max_ite
             inputs = _inputs(processor, examples, with_answers=False)
             written = model.generate(**inputs, max_new_tokens=40 * max_items + 48, do_sample=False)
             for example, row in zip(examples, written[:, inputs["input_ids"].shape[1]:]):
-                text = processor.tokenizer.decode(row, skip_special_tokens=True)
-                reading = example.request.rsplit(" ", 1)[-1].rstrip(".")
-                want = reading_step(reading, [(0.0,) * 3])
-                think = text.split("<think>", 1)[-1].split("</think>", 1)[0] if "<think>" in text else ""
-                named += think.startswith(want.split(":")[0] if reading != "count" else "There are")
-                centres = [d.center for d in parse_completion(f"<detect>{text.split('<think>')[0]}</detect>").detections]
-                exact += bool(centres) and think == reading_step(reading, centres)
+                boxes, _, rest = processor.tokenizer.decode(row, skip_special_tokens=True).partition("<think>")
+                think = rest.split("</think>", 1)[0]
+                named += think.startswith(READING_OPENINGS[example.reading])
+                centres = [d.center for d in parse_completion(f"<detect>{boxes}</detect>").detections]
+                exact += bool(centres) and think == reading_step(example.reading, centres)
     model.train()
     return {"named": named / samples, "exact": exact / samples}
 
