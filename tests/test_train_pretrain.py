@@ -103,10 +103,16 @@ def test_a_named_reading_asks_for_its_think_step_and_leaves_plain_draws_unchange
     assert seen == set(READINGS)
     assert reading_step("z", [(0.1, 0.2, 3.0), (-1.0, 0.5, 2.25)]) == (
         "Reading z off the detected centres (x right, y down, z forward): item 1 3.00, item 2 2.25.")
-    # Off (the default), the sequences drawn for a seed are the ones drawn before readings existed.
-    assert [readout_example(random.Random(3)) for _ in range(5)] == [
-        readout_example(random.Random(3), keyword_fraction=0.0) for _ in range(5)]
-    assert all("<think>" not in readout_example(random.Random(s), keyword_fraction=0.0).answer for s in range(20))
+    # Off (the default), a sequence takes the draws it took before readings existed (count, evidence, colour) and
+    # no more, so a seed's sequences, and the adopted recipe's read-out stage, stay as they were.
+    for seed in range(20):
+        drawn, replay = random.Random(seed), random.Random(seed)
+        example = readout_example(drawn)
+        count = replay.randint(1, 3)
+        for _ in range(6 * count):  # the centre and extent of each region
+            replay.uniform(0, 1)
+        assert example.colour == tuple(replay.randrange(256) for _ in range(3)) and len(example.evidence) == count
+        assert drawn.random() == replay.random() and example.reading is None and "<think>" not in example.answer
 
 
 def test_reading_accuracy_scores_the_named_step_and_its_copy(tiny_dir):
