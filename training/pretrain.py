@@ -60,20 +60,26 @@ class ReadoutExample:
     reading: str | None = None  # the reading the request names (READINGS), if any
 
 
-# The readings a request can name (the word it ends with) and how the `<think>` step each asks for opens: a
-# coordinate read off the written centres, in the words of the DTR chain's copy step (`data/cot.py`), or the count.
-READING_OPENINGS = {**{axis: f"Reading {axis} off the detected centres (x right, y down, z forward):"
-                       for axis in "xyz"}, "count": "There are"}
-READINGS = tuple(READING_OPENINGS)
+READINGS = ("x", "y", "z", "count")  # what a request can name (the word it ends with)
+
+
+def reading_opening(reading: str) -> str:
+    """How the `<think>` step for `reading` opens: a coordinate read off the written centres opens as the DTR
+    chain's copy step does (`data.cot.COPY_STEP_OPENING`), the count with "There are"."""
+    if reading == "count":
+        return "There are"
+    from sr_real_core.data.cot import COPY_STEP_OPENING
+
+    return COPY_STEP_OPENING.format(axis=reading)
 
 
 def reading_step(reading: str, centres: list[tuple[float, ...]]) -> str:
     """The `<think>` step for `reading`, from the centres as written (two decimals)."""
     if reading == "count":
-        return f"{READING_OPENINGS[reading]} {len(centres)} marked items."
+        return f"{reading_opening(reading)} {len(centres)} marked items."
     index = "xyz".index(reading)
     values = ", ".join(f"item {k + 1} {centre[index]:.2f}" for k, centre in enumerate(centres))
-    return f"{READING_OPENINGS[reading]} {values}."
+    return f"{reading_opening(reading)} {values}."
 
 
 def readout_example(rng: random.Random, max_items: int = 3, keyword_fraction: float = 0.0,
@@ -175,7 +181,7 @@ def reading_accuracy(model, processor, rng: random.Random, samples: int, max_ite
             for example, row in zip(examples, written[:, inputs["input_ids"].shape[1]:]):
                 boxes, _, rest = processor.tokenizer.decode(row, skip_special_tokens=True).partition("<think>")
                 think = rest.split("</think>", 1)[0]
-                named += think.startswith(READING_OPENINGS[example.reading])
+                named += think.startswith(reading_opening(example.reading))
                 centres = [d.center for d in parse_completion(f"<detect>{boxes}</detect>").detections]
                 exact += bool(centres) and think == reading_step(example.reading, centres)
     model.train()

@@ -352,6 +352,8 @@ def _unit_note(question: Question) -> str:
 # Relations a camera-frame coordinate decides as the gravity frame does on most cameras: x for left/right (any
 # camera without roll), z for behind/in front (questions are only asked where the straight-line range agrees).
 # Family -> (index into the camera centre, axis name, what a larger / a smaller value means).
+# How the copy step opens (training/pretrain.py's named readings use the same words).
+COPY_STEP_OPENING = "Reading {axis} off the detected centres (x right, y down, z forward):"
 _CAMERA_COMPARISONS = {
     "left_right": (0, "x", "to the right of", "to the left of"),
     "behind_front": (2, "z", "farther from the camera than", "closer to the camera than"),
@@ -376,7 +378,7 @@ def _camera_comparison(question: Question, rng: np.random.Generator) -> str | No
     order, relation = ("larger", larger) if value_b > value_a else ("smaller", smaller)
     reading = _pick(rng, ("From the detected centres (camera frame: x right, y down, z forward), {A} has {axis} = "
                           "{va} and {B} has {axis} = {vb}.",
-                          "Reading {axis} off the detected centres (x right, y down, z forward): {A} {va}, {B} {vb}."),
+                          COPY_STEP_OPENING + " {A} {va}, {B} {vb}."),
                     A=a.label, B=b.label, axis=axis, va=_number(value_a), vb=_number(value_b))
     decision = _pick(rng, ("{B} has the {order} {axis}, so {B} is {relation} {A}.",
                            "The {order} {axis} puts {B} {relation} {A}."),
